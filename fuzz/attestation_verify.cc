@@ -5,6 +5,8 @@
 
 #include "lib/attestation/verifier.h"
 
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace enclavia;
   static const auto* verifier =

@@ -8,6 +8,9 @@
 #include "lib/base/bytes.h"
 #include "lib/base/result.h"
 
+// Declared for -Wmissing-declarations; libFuzzer and replay_main.cc call it.
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace enclavia;
   Result<attestation::NsmResponse> response = attestation::DecodeResponse(ByteSpan(data, size));

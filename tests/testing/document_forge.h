@@ -21,12 +21,12 @@
 // DocumentForge builds Nitro attestation documents for tests: a well-formed one under its own
 // P-384 PKI, and, through a few options, every way of breaking one that the verifier must catch.
 //
-//   ASSIGN_OR_FAIL(auto forge, DocumentForge::Create());
+//   DocumentForge forge = DocumentForge::Create().value();
 //   Bytes good = forge.Sign(forge.DefaultDocument()).value();
-//   SignOptions tagged{.tag = cose::kSign1Tag};
+//   Bytes tagged = forge.Sign(forge.DefaultDocument(), {.tag = cose::kSign1Tag}).value();
 //   cbor::Value::Map fields = forge.DefaultPayloadFields();
 //   RemoveField(fields, "digest");
-//   Bytes broken = forge.SignPayload(EncodePayloadMap(fields), {}).value();
+//   Bytes no_digest = forge.SignPayload(EncodePayloadMap(fields)).value();
 namespace enclavia::testing {
 
 // kForgeTime is the default "now" of a forge: documents carry it as their timestamp and every
@@ -79,7 +79,7 @@ enum class EnvelopeShape {
   kSign1,               // [protected, {}, payload, signature].
   kMap,                 // The four parts as values of a map: not an array.
   kThreeElements,       // [protected, {}, payload]: the signature left out.
-  kPayloadNotBytes,     // The payload as a text string rather than a byte string.
+  kPayloadNotBytes,     // The text string "payload" in place of the payload byte string.
   kProtectedNotBytes,   // The protected header as an embedded map rather than a byte string.
 };
 
@@ -96,13 +96,13 @@ struct SignOptions {
   // Adds crit (label 2) = [1] to the protected header.
   bool crit = false;
   // nullopt: untagged, as the NSM emits; kSign1Tag (18): tagged; anything else: a wrong tag.
-  std::optional<uint64_t> tag;
+  std::optional<uint64_t> tag = std::nullopt;
   SigningKey key = SigningKey::kLeaf;
   // Bytes added to (positive: zero bytes appended) or removed from (negative) the signature.
   int signature_size_delta = 0;
   EnvelopeShape shape = EnvelopeShape::kSign1;
   // Appended after the COSE_Sign1.
-  Bytes trailing;
+  Bytes trailing = {};
 };
 
 // DocumentForge owns a test PKI and signs documents with it. Immutable after Create; the

@@ -147,7 +147,7 @@ Result<std::unique_ptr<NsmSimulator>> NsmSimulator::Create(std::shared_ptr<const
     sim->pcrs_[index] = value;
   }
   if (sim->options_.debug) {
-    for (uint16_t index : {0, 1, 2, 8}) {
+    for (uint16_t index : {uint16_t{0}, uint16_t{1}, uint16_t{2}, uint16_t{8}}) {
       sim->pcrs_[index].assign(attestation::kPcrSize, 0);
     }
   }

@@ -11,6 +11,19 @@ namespace {
 
 Error Bad(const std::string& what) { return Error(Code::kMalformed, "attestation: " + what); }
 
+// Quoted renders attacker-chosen text for a one-line error message: at most `max` bytes, each
+// byte outside printable ASCII (newlines, terminal escapes, UTF-8) shown as '?'.
+std::string Quoted(const std::string& text, size_t max) {
+  std::string out = text.substr(0, max);
+  for (char& c : out) {
+    auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte > 0x7e) {
+      c = '?';
+    }
+  }
+  return "\"" + out + "\"";
+}
+
 Result<Bytes> RequireBytes(const cbor::Value& v, const char* field, size_t min, size_t max) {
   if (!v.is_bytes()) {
     return Bad(std::string(field) + ": not a byte string");
@@ -97,7 +110,7 @@ Result<AttestationDocument> ParsePayload(ByteSpan payload) {
         return Bad("digest: not a text string");
       }
       if (value.as_text() != "SHA384") {
-        return Bad("digest: \"" + value.as_text().substr(0, 16) + "\" is not SHA384");
+        return Bad("digest: " + Quoted(value.as_text(), 16) + " is not SHA384");
       }
       doc.digest = value.as_text();
     } else if (name == "timestamp") {
@@ -127,7 +140,7 @@ Result<AttestationDocument> ParsePayload(ByteSpan payload) {
     } else if (name == "nonce") {
       ASSIGN_OR_RETURN(doc.nonce, OptionalBytes(value, "nonce"));
     } else {
-      return Bad("unknown field \"" + name.substr(0, 32) + "\"");
+      return Bad("unknown field " + Quoted(name, 32));
     }
   }
   for (const char* required : {"module_id", "digest", "timestamp", "pcrs", "certificate",

@@ -28,8 +28,8 @@ constexpr std::string_view kError = "Error";
 
 // ErrorCode in declaration order; NsmErrorCode has the same order.
 constexpr std::array<std::string_view, 9> kErrorCodeNames = {
-    "Success",        "InvalidArgument", "InvalidIndex",  "InvalidResponse", "ReadOnlyIndex",
-    "InvalidOperation", "BufferTooSmall", "InputTooLarge", "InternalError",
+    "Success",          "InvalidArgument", "InvalidIndex",  "InvalidResponse", "ReadOnlyIndex",
+    "InvalidOperation", "BufferTooSmall",  "InputTooLarge", "InternalError",
 };
 
 constexpr uint64_t kU16Max = 0xffff;
@@ -38,7 +38,7 @@ constexpr uint64_t kU16Max = 0xffff;
 constexpr std::array<std::string_view, 3> kDigestNames = {"SHA256", "SHA384", "SHA512"};
 
 Error Malformed(std::string_view message) {
-  return Error(Code::kMalformed, "nsm: " + std::string(message));
+  return {Code::kMalformed, "nsm: " + std::string(message)};
 }
 
 Error FieldError(std::string_view variant, std::string_view key, std::string_view what) {
@@ -222,8 +222,8 @@ struct RequestToValue {
     fields.emplace_back(Text("range"), U16(r.range));
     return StructVariant(kLockPcrs, std::move(fields));
   }
-  Value operator()(const DescribeNsmRequest&) const { return Text(kDescribeNsm); }
-  Value operator()(const GetRandomRequest&) const { return Text(kGetRandom); }
+  Value operator()(const DescribeNsmRequest& /*unused*/) const { return Text(kDescribeNsm); }
+  Value operator()(const GetRandomRequest& /*unused*/) const { return Text(kGetRandom); }
 };
 
 struct ResponseToValue {
@@ -243,8 +243,8 @@ struct ResponseToValue {
     fields.emplace_back(Text("data"), Value::ByteString(ByteSpan(r.data)));
     return StructVariant(kExtendPcr, std::move(fields));
   }
-  Value operator()(const LockPcrResponse&) const { return Text(kLockPcr); }
-  Value operator()(const LockPcrsResponse&) const { return Text(kLockPcrs); }
+  Value operator()(const LockPcrResponse& /*unused*/) const { return Text(kLockPcr); }
+  Value operator()(const LockPcrsResponse& /*unused*/) const { return Text(kLockPcrs); }
   Value operator()(const NsmDescription& r) const {
     std::vector<uint16_t> locked = r.locked_pcrs;
     std::sort(locked.begin(), locked.end());
@@ -277,24 +277,24 @@ struct ResponseToValue {
 };
 
 struct RequestNameOf {
-  std::string_view operator()(const AttestationRequest&) const { return kAttestation; }
-  std::string_view operator()(const DescribePcrRequest&) const { return kDescribePcr; }
-  std::string_view operator()(const ExtendPcrRequest&) const { return kExtendPcr; }
-  std::string_view operator()(const LockPcrRequest&) const { return kLockPcr; }
-  std::string_view operator()(const LockPcrsRequest&) const { return kLockPcrs; }
-  std::string_view operator()(const DescribeNsmRequest&) const { return kDescribeNsm; }
-  std::string_view operator()(const GetRandomRequest&) const { return kGetRandom; }
+  std::string_view operator()(const AttestationRequest& /*unused*/) const { return kAttestation; }
+  std::string_view operator()(const DescribePcrRequest& /*unused*/) const { return kDescribePcr; }
+  std::string_view operator()(const ExtendPcrRequest& /*unused*/) const { return kExtendPcr; }
+  std::string_view operator()(const LockPcrRequest& /*unused*/) const { return kLockPcr; }
+  std::string_view operator()(const LockPcrsRequest& /*unused*/) const { return kLockPcrs; }
+  std::string_view operator()(const DescribeNsmRequest& /*unused*/) const { return kDescribeNsm; }
+  std::string_view operator()(const GetRandomRequest& /*unused*/) const { return kGetRandom; }
 };
 
 struct ResponseNameOf {
-  std::string_view operator()(const AttestationResponse&) const { return kAttestation; }
-  std::string_view operator()(const PcrDescription&) const { return kDescribePcr; }
-  std::string_view operator()(const ExtendPcrResponse&) const { return kExtendPcr; }
-  std::string_view operator()(const LockPcrResponse&) const { return kLockPcr; }
-  std::string_view operator()(const LockPcrsResponse&) const { return kLockPcrs; }
-  std::string_view operator()(const NsmDescription&) const { return kDescribeNsm; }
-  std::string_view operator()(const GetRandomResponse&) const { return kGetRandom; }
-  std::string_view operator()(const ErrorResponse&) const { return kError; }
+  std::string_view operator()(const AttestationResponse& /*unused*/) const { return kAttestation; }
+  std::string_view operator()(const PcrDescription& /*unused*/) const { return kDescribePcr; }
+  std::string_view operator()(const ExtendPcrResponse& /*unused*/) const { return kExtendPcr; }
+  std::string_view operator()(const LockPcrResponse& /*unused*/) const { return kLockPcr; }
+  std::string_view operator()(const LockPcrsResponse& /*unused*/) const { return kLockPcrs; }
+  std::string_view operator()(const NsmDescription& /*unused*/) const { return kDescribeNsm; }
+  std::string_view operator()(const GetRandomResponse& /*unused*/) const { return kGetRandom; }
+  std::string_view operator()(const ErrorResponse& /*unused*/) const { return kError; }
 };
 
 Result<Value> DecodeValue(ByteSpan data, size_t max_size) {

@@ -15,8 +15,8 @@
 // CBOR in the shape serde gives the Rust enums of aws-nitro-enclaves-nsm-api (docs/formats/nsm.md).
 // Unit variants are a bare text string ("DescribeNSM"); the others are a one-entry map from the
 // variant name to a map of fields ({"DescribePCR": {"index": 3}}), or for Error to the error code
-// name ({"Error": "InvalidIndex"}). Both directions are here: the device client encodes requests and
-// decodes responses; the simulator does the reverse.
+// name ({"Error": "InvalidIndex"}). Both directions are here: the device client encodes requests
+// and decodes responses; the simulator does the reverse.
 namespace enclavia::attestation {
 
 // Size limits of the driver's buffers (Linux include/uapi/linux/nsm.h).
@@ -48,9 +48,9 @@ struct GetRandomRequest {
   bool operator==(const GetRandomRequest&) const = default;
 };
 
-using NsmRequest = std::variant<AttestationRequest, DescribePcrRequest, ExtendPcrRequest,
-                                LockPcrRequest, LockPcrsRequest, DescribeNsmRequest,
-                                GetRandomRequest>;
+using NsmRequest =
+    std::variant<AttestationRequest, DescribePcrRequest, ExtendPcrRequest, LockPcrRequest,
+                 LockPcrsRequest, DescribeNsmRequest, GetRandomRequest>;
 
 // NsmErrorCode is the module's ErrorCode enum; on the wire each is its name as a text string.
 enum class NsmErrorCode {

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "lib/attestation/nsm_codec.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "lib/base/encoding.h"
 #include "lib/cbor/cbor.h"
@@ -29,7 +29,9 @@ Bytes T(std::string_view s) {
 Value Text(std::string_view s) { return Value::TextString(s); }
 
 // Map builds a CBOR map from (key, value) pairs, keeping their order.
-Value Map(std::vector<std::pair<Value, Value>> entries) { return Value::MakeMap(std::move(entries)); }
+Value Map(std::vector<std::pair<Value, Value>> entries) {
+  return Value::MakeMap(std::move(entries));
+}
 
 Bytes Enc(const Value& v) { return cbor::Encode(v, cbor::MapOrder::kAsGiven); }
 
@@ -37,7 +39,7 @@ template <typename T>
 void ExpectRejected(const Result<T>& result, Code code = Code::kMalformed) {
   ASSERT_FALSE(result.has_value());
   EXPECT_EQ(result.error().code(), code) << result.error().message();
-  EXPECT_EQ(result.error().message().rfind("nsm: ", 0), 0u) << result.error().message();
+  EXPECT_EQ(result.error().message().rfind("nsm: ", 0), 0U) << result.error().message();
   EXPECT_EQ(result.error().message().find('\n'), std::string::npos);
 }
 
@@ -102,15 +104,15 @@ TEST(NsmCodecTest, RoundTripsEveryResponse) {
   for (const NsmResponse& response : AllResponses()) {
     Bytes encoded = EncodeResponse(response);
     Result<NsmResponse> decoded = DecodeResponse(encoded);
-    ASSERT_TRUE(decoded.has_value()) << ResponseName(response) << ": "
-                                     << decoded.error().message();
+    ASSERT_TRUE(decoded.has_value()) << ResponseName(response) << ": " << decoded.error().message();
     EXPECT_EQ(*decoded, response) << ResponseName(response);
     EXPECT_EQ(EncodeResponse(*decoded), encoded);
   }
 }
 
 TEST(NsmCodecTest, UnitRequestsAreBareTextStrings) {
-  EXPECT_EQ(EncodeRequest(DescribeNsmRequest{}), H("6b4465736372696265" "4e534d"));
+  EXPECT_EQ(EncodeRequest(DescribeNsmRequest{}), H("6b4465736372696265"
+                                                   "4e534d"));
   EXPECT_EQ(EncodeRequest(DescribeNsmRequest{}), T("DescribeNSM"));
   EXPECT_EQ(EncodeRequest(GetRandomRequest{}), T("GetRandom"));
 }
@@ -135,8 +137,8 @@ TEST(NsmCodecTest, LargeIndexUsesShortestInteger) {
 }
 
 TEST(NsmCodecTest, AttestationNoneFieldsAreNullInDeclarationOrder) {
-  Bytes expected = Concat({H("a1"), T("Attestation"), H("a3"), T("user_data"), H("f6"),
-                           T("nonce"), H("f6"), T("public_key"), H("f6")});
+  Bytes expected = Concat({H("a1"), T("Attestation"), H("a3"), T("user_data"), H("f6"), T("nonce"),
+                           H("f6"), T("public_key"), H("f6")});
   EXPECT_EQ(EncodeRequest(AttestationRequest{}), expected);
   Bytes with_nonce = Concat({H("a1"), T("Attestation"), H("a3"), T("user_data"), H("f6"),
                              T("nonce"), H("43616263"), T("public_key"), H("f6")});
@@ -146,8 +148,8 @@ TEST(NsmCodecTest, AttestationNoneFieldsAreNullInDeclarationOrder) {
 
 TEST(NsmCodecTest, AttestationAbsentOptionsReadAsNone) {
   // serde's derive reads a missing Option field as None, so the module accepts this.
-  Bytes only_nonce = Enc(Map({{Text("Attestation"),
-                               Map({{Text("nonce"), Value::ByteString(ToBytes("n"))}})}}));
+  Bytes only_nonce =
+      Enc(Map({{Text("Attestation"), Map({{Text("nonce"), Value::ByteString(ToBytes("n"))}})}}));
   Result<NsmRequest> decoded = DecodeRequest(only_nonce);
   ASSERT_TRUE(decoded.has_value()) << decoded.error().message();
   EXPECT_EQ(*decoded, NsmRequest(AttestationRequest{std::nullopt, ToBytes("n"), std::nullopt}));
@@ -177,10 +179,10 @@ TEST(NsmCodecTest, GetRandomResponseMatchesTheKernelHwrngParser) {
 
 TEST(NsmCodecTest, DescribeNsmResponseFieldsAndOrder) {
   NsmDescription d{1, 0, 0, "m", 32, {3, 1}, "SHA384"};
-  Bytes expected = Concat({H("a1"), T("DescribeNSM"), H("a7"), T("version_major"), H("01"),
-                           T("version_minor"), H("00"), T("version_patch"), H("00"),
-                           T("module_id"), T("m"), T("max_pcrs"), H("1820"), T("locked_pcrs"),
-                           H("820103"), T("digest"), T("SHA384")});
+  Bytes expected =
+      Concat({H("a1"), T("DescribeNSM"), H("a7"), T("version_major"), H("01"), T("version_minor"),
+              H("00"), T("version_patch"), H("00"), T("module_id"), T("m"), T("max_pcrs"),
+              H("1820"), T("locked_pcrs"), H("820103"), T("digest"), T("SHA384")});
   // locked_pcrs is a BTreeSet on the Rust side: written sorted.
   EXPECT_EQ(EncodeResponse(d), expected);
 }
@@ -219,8 +221,8 @@ TEST(NsmCodecTest, RejectsWrongVariantShapes) {
   // Fields not a map.
   ExpectRejected(DecodeRequest(Enc(Map({{Text("DescribePCR"), Value::Uint(3)}}))));
   // Two variants in one map.
-  ExpectRejected(DecodeRequest(Enc(Map({{Text("DescribeNSM"), Value::Null()},
-                                        {Text("GetRandom"), Value::Null()}}))));
+  ExpectRejected(DecodeRequest(
+      Enc(Map({{Text("DescribeNSM"), Value::Null()}, {Text("GetRandom"), Value::Null()}}))));
   // Variant key not text, top level not a map or text.
   ExpectRejected(DecodeRequest(Enc(Map({{Value::Uint(1), Map({})}}))));
   ExpectRejected(DecodeRequest(Enc(Value::MakeArray({Text("DescribeNSM")}))));
@@ -233,13 +235,16 @@ TEST(NsmCodecTest, RejectsWrongVariantShapes) {
 
 TEST(NsmCodecTest, RejectsMissingAndExtraFields) {
   ExpectRejected(DecodeRequest(Enc(Map({{Text("DescribePCR"), Map({})}}))));
+  ExpectRejected(
+      DecodeRequest(Enc(Map({{Text("ExtendPCR"), Map({{Text("index"), Value::Uint(1)}})}}))));
   ExpectRejected(DecodeRequest(
-      Enc(Map({{Text("ExtendPCR"), Map({{Text("index"), Value::Uint(1)}})}}))));
-  ExpectRejected(DecodeRequest(Enc(Map(
-      {{Text("DescribePCR"), Map({{Text("index"), Value::Uint(1)}, {Text("x"), Value::Uint(2)}})}}))));
-  ExpectRejected(DecodeRequest(Enc(Map({{Text("Attestation"), Map({{Text("nonces"), Value()}})}}))));
+      Enc(Map({{Text("DescribePCR"),
+                Map({{Text("index"), Value::Uint(1)}, {Text("x"), Value::Uint(2)}})}}))));
+  ExpectRejected(
+      DecodeRequest(Enc(Map({{Text("Attestation"), Map({{Text("nonces"), Value()}})}}))));
   // A field key that is not text.
-  ExpectRejected(DecodeRequest(Enc(Map({{Text("DescribePCR"), Map({{Value::Uint(0), Value::Uint(1)}})}}))));
+  ExpectRejected(
+      DecodeRequest(Enc(Map({{Text("DescribePCR"), Map({{Value::Uint(0), Value::Uint(1)}})}}))));
   // Every DescribeNSM field is required.
   Value full = Map({{Text("version_major"), Value::Uint(1)},
                     {Text("version_minor"), Value::Uint(0)},
@@ -259,13 +264,15 @@ TEST(NsmCodecTest, RejectsMissingAndExtraFields) {
     ExpectRejected(DecodeResponse(Enc(Map({{Text("DescribeNSM"), Value::MakeMap(partial)}}))));
   }
   // Duplicate keys (the decoder's rule, surfaced with our prefix).
-  ExpectRejected(DecodeRequest(Enc(Map({{Text("DescribePCR"), Map({{Text("index"), Value::Uint(1)},
-                                                                   {Text("index"), Value::Uint(1)}})}}))));
+  ExpectRejected(DecodeRequest(
+      Enc(Map({{Text("DescribePCR"),
+                Map({{Text("index"), Value::Uint(1)}, {Text("index"), Value::Uint(1)}})}}))));
 }
 
 TEST(NsmCodecTest, RejectsWrongFieldTypes) {
   auto describe_pcr = [](Value index) {
-    return DecodeRequest(Enc(Map({{Text("DescribePCR"), Map({{Text("index"), std::move(index)}})}})));
+    return DecodeRequest(
+        Enc(Map({{Text("DescribePCR"), Map({{Text("index"), std::move(index)}})}})));
   };
   ExpectRejected(describe_pcr(Value::Uint(65536)));
   ExpectRejected(describe_pcr(Value::Int(-1)));
@@ -275,21 +282,22 @@ TEST(NsmCodecTest, RejectsWrongFieldTypes) {
   EXPECT_TRUE(describe_pcr(Value::Uint(65535)).has_value());
 
   // serde_bytes fields are byte strings; an array of integers (plain Vec<u8>) is refused.
-  ExpectRejected(DecodeRequest(Enc(Map({{Text("ExtendPCR"),
-                                         Map({{Text("index"), Value::Uint(1)},
-                                              {Text("data"), Value::MakeArray({Value::Uint(1)})}})}}))));
-  ExpectRejected(DecodeResponse(Enc(Map({{Text("GetRandom"), Map({{Text("random"), Text("abc")}})}}))));
-  ExpectRejected(DecodeRequest(Enc(Map({{Text("Attestation"),
-                                         Map({{Text("user_data"), Value::Uint(0)}})}}))));
-  ExpectRejected(DecodeRequest(Enc(Map({{Text("Attestation"),
-                                         Map({{Text("user_data"), Value::Undefined()}})}}))));
-  ExpectRejected(DecodeResponse(Enc(Map({{Text("DescribePCR"),
-                                          Map({{Text("lock"), Value::Uint(1)},
-                                               {Text("data"), Value::ByteString(Bytes{})}})}}))));
+  ExpectRejected(DecodeRequest(
+      Enc(Map({{Text("ExtendPCR"), Map({{Text("index"), Value::Uint(1)},
+                                        {Text("data"), Value::MakeArray({Value::Uint(1)})}})}}))));
+  ExpectRejected(
+      DecodeResponse(Enc(Map({{Text("GetRandom"), Map({{Text("random"), Text("abc")}})}}))));
+  ExpectRejected(
+      DecodeRequest(Enc(Map({{Text("Attestation"), Map({{Text("user_data"), Value::Uint(0)}})}}))));
+  ExpectRejected(DecodeRequest(
+      Enc(Map({{Text("Attestation"), Map({{Text("user_data"), Value::Undefined()}})}}))));
+  ExpectRejected(DecodeResponse(Enc(
+      Map({{Text("DescribePCR"),
+            Map({{Text("lock"), Value::Uint(1)}, {Text("data"), Value::ByteString(Bytes{})}})}}))));
   // A byte string wrapped in a tag is not a byte string.
-  ExpectRejected(DecodeResponse(Enc(Map(
-      {{Text("Attestation"),
-        Map({{Text("document"), Value::Tagged(18, Value::ByteString(Bytes{1}))}})}}))));
+  ExpectRejected(DecodeResponse(
+      Enc(Map({{Text("Attestation"),
+                Map({{Text("document"), Value::Tagged(18, Value::ByteString(Bytes{1}))}})}}))));
 }
 
 TEST(NsmCodecTest, RejectsBadDescribeNsm) {
@@ -304,6 +312,7 @@ TEST(NsmCodecTest, RejectsBadDescribeNsm) {
     for (auto& [k, v] : fields) {
       if (k.as_text() == key) {
         v = std::move(value);
+        break;
       }
     }
     return DecodeResponse(Enc(Map({{Text("DescribeNSM"), Value::MakeMap(std::move(fields))}})));
@@ -316,7 +325,7 @@ TEST(NsmCodecTest, RejectsBadDescribeNsm) {
   ExpectRejected(with("locked_pcrs", Value::MakeArray({Value::Uint(1), Value::Uint(1)})));
   ExpectRejected(with("locked_pcrs", Value::MakeArray({Value::Uint(70000)})));
   ExpectRejected(with("locked_pcrs", Value::ByteString(Bytes{1, 2})));
-  ExpectRejected(with("max_pcrs", Value::Uint(1u << 16)));
+  ExpectRejected(with("max_pcrs", Value::Uint(1U << 16)));
 }
 
 TEST(NsmCodecTest, RejectsMalformedCbor) {
@@ -329,7 +338,11 @@ TEST(NsmCodecTest, RejectsMalformedCbor) {
   ExpectRejected(DecodeRequest(Concat({T("DescribeNSM"), H("00")})));
   // Indefinite-length forms, which serde_cbor never writes.
   ExpectRejected(DecodeRequest(Concat({H("bf"), T("DescribeNSM"), H("f6ff")})));
-  ExpectRejected(DecodeRequest(H("7f" "6b4465736372696265" "4e534d" "ff")));
+  ExpectRejected(
+      DecodeRequest(H("7f"
+                      "6b4465736372696265"
+                      "4e534d"
+                      "ff")));
   // Invalid UTF-8 in a variant name.
   ExpectRejected(DecodeRequest(H("62c328")));
   // Reserved additional information.
@@ -348,8 +361,9 @@ TEST(NsmCodecTest, RejectsOversizeInput) {
 
   Bytes big_response = EncodeResponse(AttestationResponse{Bytes(kNsmResponseMaxSize, 0)});
   ExpectRejected(DecodeResponse(big_response), Code::kLimitExceeded);
-  EXPECT_TRUE(DecodeResponse(EncodeResponse(AttestationResponse{Bytes(kNsmResponseMaxSize - 64, 0)}))
-                  .has_value());
+  EXPECT_TRUE(
+      DecodeResponse(EncodeResponse(AttestationResponse{Bytes(kNsmResponseMaxSize - 64, 0)}))
+          .has_value());
 }
 
 TEST(NsmCodecTest, RejectsDeepNesting) {

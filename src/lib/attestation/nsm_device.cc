@@ -2,15 +2,16 @@
 #include "lib/attestation/nsm_device.h"
 
 #include <fcntl.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <variant>
+
+#include <sys/ioctl.h>
 
 namespace enclavia::attestation {
 namespace {
@@ -18,7 +19,8 @@ namespace {
 static_assert(kNsmIoctlRaw == _IOWR(0x0A, 0, NsmRaw), "NSM_IOCTL_RAW");
 
 Error IoError(std::string_view what, int err) {
-  return Error(Code::kIo, "nsm: " + std::string(what) + ": " + std::strerror(err));
+  // error_category::message is thread-safe, unlike strerror.
+  return {Code::kIo, "nsm: " + std::string(what) + ": " + std::generic_category().message(err)};
 }
 
 // ModuleError maps an ErrorCode the module returned onto our codes; the message keeps its name.
@@ -41,14 +43,13 @@ Error ModuleError(NsmErrorCode code) {
       ours = Code::kInternal;
       break;
   }
-  return Error(ours, "nsm: " + std::string(NsmErrorCodeName(code)));
+  return {ours, "nsm: " + std::string(NsmErrorCodeName(code))};
 }
 
 Result<void> CheckOptionalField(const std::optional<Bytes>& field, std::string_view name) {
   if (field.has_value() && field->size() > kNsmMaxOptionalFieldSize) {
-    return Error(Code::kInvalidArgument,
-                 "nsm: " + std::string(name) + " is over " +
-                     std::to_string(kNsmMaxOptionalFieldSize) + " bytes");
+    return Error(Code::kInvalidArgument, "nsm: " + std::string(name) + " is over " +
+                                             std::to_string(kNsmMaxOptionalFieldSize) + " bytes");
   }
   return Ok();
 }
@@ -59,8 +60,8 @@ Result<T> Expect(NsmResponse&& response, std::string_view request_name) {
   if (T* answer = std::get_if<T>(&response)) {
     return std::move(*answer);
   }
-  return Error(Code::kMalformed, "nsm: " + std::string(ResponseName(response)) +
-                                     " response to " + std::string(request_name));
+  return Error(Code::kMalformed, "nsm: " + std::string(ResponseName(response)) + " response to " +
+                                     std::string(request_name));
 }
 
 }  // namespace
@@ -88,7 +89,8 @@ Result<std::unique_ptr<DeviceNsm>> DeviceNsm::Open(const std::string& path) {
     fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) {
-    return IoError("open " + path, errno);
+    int err = errno;
+    return IoError("open " + path, err);
   }
   return std::make_unique<DeviceNsm>(UniqueFd(fd), [](int f, unsigned long request, void* arg) {
     return ::ioctl(f, request, arg);
@@ -101,8 +103,8 @@ Result<NsmResponse> DeviceNsm::Call(const NsmRequest& request) {
   Bytes encoded = EncodeRequest(request);
   if (encoded.size() > kNsmRequestMaxSize) {
     // The driver would refuse it with EMSGSIZE; say which limit instead.
-    return Error(Code::kInvalidArgument, "nsm: request over " +
-                                             std::to_string(kNsmRequestMaxSize) + " bytes");
+    return Error(Code::kInvalidArgument,
+                 "nsm: request over " + std::to_string(kNsmRequestMaxSize) + " bytes");
   }
   Bytes response(kNsmResponseMaxSize);
   NsmRaw raw{};
@@ -116,7 +118,8 @@ Result<NsmResponse> DeviceNsm::Call(const NsmRequest& request) {
     rc = ioctl_(fd_.get(), kNsmIoctlRaw, &raw);
   } while (rc < 0 && errno == EINTR);
   if (rc < 0) {
-    return IoError("ioctl", errno);
+    int err = errno;
+    return IoError("ioctl", err);
   }
   // The driver truncates to the buffer; a length beyond it is a broken device, and we never read
   // through raw.response.iov_base, only our own buffer.

@@ -2,12 +2,12 @@
 #ifndef ENCLAVIA_LIB_ATTESTATION_NSM_DEVICE_H_
 #define ENCLAVIA_LIB_ATTESTATION_NSM_DEVICE_H_
 
-#include <sys/uio.h>
-
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+
+#include <sys/uio.h>
 
 #include "lib/attestation/nsm.h"
 #include "lib/attestation/nsm_codec.h"

@@ -2,7 +2,6 @@
 #include "lib/attestation/nsm_device.h"
 
 #include <fcntl.h>
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,8 +10,11 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <variant>
+
+#include <gtest/gtest.h>
 
 #include "lib/attestation/nsm_codec.h"
 
@@ -23,8 +25,7 @@ namespace {
 // client built, reads the request through its iovec, answers with the codec, copies the answer
 // into the response iovec truncated to its length, and sets iov_len, as drivers/misc/nsm.c does.
 // PCR extension mixes bytes deterministically instead of hashing: the client never checks values.
-class FakeNsmDevice {
- public:
+struct FakeNsmDevice {
   static constexpr uint16_t kPcrs = 32;
 
   int Ioctl(int fd, unsigned long request, void* arg) {
@@ -62,7 +63,9 @@ class FakeNsmDevice {
                                   : NsmResponse(ErrorResponse{NsmErrorCode::kInvalidArgument}));
     }
     size_t n = std::min(answer.size(), raw->response.iov_len);
-    std::memcpy(raw->response.iov_base, answer.data(), n);
+    if (n > 0) {
+      std::memcpy(raw->response.iov_base, answer.data(), n);
+    }
     raw->response.iov_len = claimed_response_len.value_or(n);
     return 0;
   }
@@ -76,16 +79,16 @@ class FakeNsmDevice {
       if (r->index >= kPcrs) {
         return ErrorResponse{NsmErrorCode::kInvalidIndex};
       }
-      return PcrDescription{locked_[r->index], pcrs_[r->index]};
+      return PcrDescription{locked[r->index], pcrs[r->index]};
     }
     if (const auto* r = std::get_if<ExtendPcrRequest>(&request)) {
       if (r->index >= kPcrs) {
         return ErrorResponse{NsmErrorCode::kInvalidIndex};
       }
-      if (locked_[r->index]) {
+      if (locked[r->index]) {
         return ErrorResponse{NsmErrorCode::kReadOnlyIndex};
       }
-      Bytes& pcr = pcrs_[r->index];
+      Bytes& pcr = pcrs[r->index];
       for (size_t i = 0; i < pcr.size(); ++i) {
         uint8_t d = r->data.empty() ? 0 : r->data[i % r->data.size()];
         pcr[i] = static_cast<uint8_t>(pcr[i] * 31 + d + i + 1);
@@ -96,29 +99,29 @@ class FakeNsmDevice {
       if (r->index >= kPcrs) {
         return ErrorResponse{NsmErrorCode::kInvalidIndex};
       }
-      locked_[r->index] = true;
+      locked[r->index] = true;
       return LockPcrResponse{};
     }
     if (const auto* r = std::get_if<LockPcrsRequest>(&request)) {
       if (r->range > kPcrs) {
         return ErrorResponse{NsmErrorCode::kInvalidIndex};
       }
-      std::fill(locked_.begin(), locked_.begin() + r->range, true);
+      std::fill(locked.begin(), locked.begin() + r->range, true);
       return LockPcrsResponse{};
     }
     if (std::holds_alternative<DescribeNsmRequest>(request)) {
       NsmDescription d{1, 0, 0, "i-fake-enc0123", kPcrs, {}, "SHA384"};
       for (uint16_t i = 0; i < kPcrs; ++i) {
-        if (locked_[i]) {
+        if (locked[i]) {
           d.locked_pcrs.push_back(i);
         }
       }
       return d;
     }
-    ++random_calls_;
+    ++random_calls;
     Bytes random(256);
     for (size_t i = 0; i < random.size(); ++i) {
-      random[i] = static_cast<uint8_t>(i ^ random_calls_);
+      random[i] = static_cast<uint8_t>(i ^ random_calls);
     }
     return GetRandomResponse{std::move(random)};
   }
@@ -134,10 +137,10 @@ class FakeNsmDevice {
   std::optional<Bytes> raw_response;
   std::optional<size_t> claimed_response_len;
 
- private:
-  std::array<Bytes, kPcrs> pcrs_ = MakeZeroPcrs();
-  std::array<bool, kPcrs> locked_{};
-  size_t random_calls_ = 0;
+  // Module state.
+  std::array<Bytes, kPcrs> pcrs = MakeZeroPcrs();
+  std::array<bool, kPcrs> locked{};
+  size_t random_calls = 0;
 
   static std::array<Bytes, kPcrs> MakeZeroPcrs() {
     std::array<Bytes, kPcrs> out;
@@ -146,27 +149,28 @@ class FakeNsmDevice {
   }
 };
 
-class DeviceNsmTest : public ::testing::Test {
- protected:
-  void SetUp() override {
+// Harness is a DeviceNsm wired to a FakeNsmDevice, on a real descriptor (/dev/null).
+struct Harness {
+  Harness() {
     int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    ASSERT_GE(fd, 0);
-    fd_number_ = fd;
-    nsm_ = std::make_unique<DeviceNsm>(
-        UniqueFd(fd), [this](int f, unsigned long request, void* arg) {
-          return device_.Ioctl(f, request, arg);
-        });
+    ENCLAVIA_CHECK(fd >= 0);
+    fd_number = fd;
+    nsm = std::make_unique<DeviceNsm>(
+        UniqueFd(fd),
+        [this](int f, unsigned long request, void* arg) { return device.Ioctl(f, request, arg); });
   }
 
-  void ExpectError(const Error& error, Code code, std::string_view message) {
-    EXPECT_EQ(error.code(), code) << error.message();
-    EXPECT_EQ(error.message(), message);
-  }
-
-  FakeNsmDevice device_;
-  std::unique_ptr<DeviceNsm> nsm_;
-  int fd_number_ = -1;
+  FakeNsmDevice device;
+  std::unique_ptr<DeviceNsm> nsm;
+  int fd_number = -1;
 };
+
+void ExpectError(const Error& error, Code code, std::string_view message) {
+  EXPECT_EQ(error.code(), code) << error.message();
+  EXPECT_EQ(error.message(), message);
+}
+
+std::string ErrnoText(int err) { return std::generic_category().message(err); }
 
 Bytes Text(std::string_view s) {
   Bytes out{static_cast<uint8_t>(0x60 + s.size())};
@@ -174,15 +178,17 @@ Bytes Text(std::string_view s) {
   return out;
 }
 
-TEST_F(DeviceNsmTest, UsesNsmIoctlRawOnItsDescriptor) {
-  ASSERT_TRUE(nsm_->DescribeNsm().has_value());
-  EXPECT_EQ(device_.last_request, 0xC0200A00UL);
-  EXPECT_EQ(device_.last_fd, fd_number_);
-  EXPECT_EQ(device_.last_request_bytes, Text("DescribeNSM"));
+TEST(DeviceNsmTest, UsesNsmIoctlRawOnItsDescriptor) {
+  Harness h;
+  ASSERT_TRUE(h.nsm->DescribeNsm().has_value());
+  EXPECT_EQ(h.device.last_request, 0xC0200A00UL);
+  EXPECT_EQ(h.device.last_fd, h.fd_number);
+  EXPECT_EQ(h.device.last_request_bytes, Text("DescribeNSM"));
 }
 
-TEST_F(DeviceNsmTest, DescribeNsmReportsTheModule) {
-  Result<NsmDescription> d = nsm_->DescribeNsm();
+TEST(DeviceNsmTest, DescribeNsmReportsTheModule) {
+  Harness h;
+  Result<NsmDescription> d = h.nsm->DescribeNsm();
   ASSERT_TRUE(d.has_value()) << d.error().message();
   EXPECT_EQ(d->version_major, 1);
   EXPECT_EQ(d->module_id, "i-fake-enc0123");
@@ -191,104 +197,114 @@ TEST_F(DeviceNsmTest, DescribeNsmReportsTheModule) {
   EXPECT_EQ(d->digest, "SHA384");
 }
 
-TEST_F(DeviceNsmTest, SendsDescribePcrAsTheRustClientDoes) {
-  Result<PcrDescription> pcr = nsm_->DescribePcr(3);
+TEST(DeviceNsmTest, SendsDescribePcrAsTheRustClientDoes) {
+  Harness h;
+  Result<PcrDescription> pcr = h.nsm->DescribePcr(3);
   ASSERT_TRUE(pcr.has_value()) << pcr.error().message();
   EXPECT_FALSE(pcr->locked);
   EXPECT_EQ(pcr->value, Bytes(48, 0));
   Bytes expected = Concat({Bytes{0xa1}, Text("DescribePCR"), Bytes{0xa1}, Text("index"), Bytes{3}});
-  EXPECT_EQ(device_.last_request_bytes, expected);
+  EXPECT_EQ(h.device.last_request_bytes, expected);
 }
 
-TEST_F(DeviceNsmTest, ExtendPcrReturnsTheNewValue) {
-  Result<Bytes> extended = nsm_->ExtendPcr(16, ToBytes("measurement"));
+TEST(DeviceNsmTest, ExtendPcrReturnsTheNewValue) {
+  Harness h;
+  Result<Bytes> extended = h.nsm->ExtendPcr(16, ToBytes("measurement"));
   ASSERT_TRUE(extended.has_value()) << extended.error().message();
-  EXPECT_EQ(extended->size(), 48u);
+  EXPECT_EQ(extended->size(), 48U);
   EXPECT_NE(*extended, Bytes(48, 0));
-  Result<PcrDescription> pcr = nsm_->DescribePcr(16);
+  Result<PcrDescription> pcr = h.nsm->DescribePcr(16);
   ASSERT_TRUE(pcr.has_value());
   EXPECT_EQ(pcr->value, *extended);
 }
 
-TEST_F(DeviceNsmTest, LockedPcrRefusesExtendWithFailedPrecondition) {
-  ASSERT_TRUE(nsm_->LockPcr(16).has_value());
-  Result<PcrDescription> pcr = nsm_->DescribePcr(16);
+TEST(DeviceNsmTest, LockedPcrRefusesExtendWithFailedPrecondition) {
+  Harness h;
+  ASSERT_TRUE(h.nsm->LockPcr(16).has_value());
+  Result<PcrDescription> pcr = h.nsm->DescribePcr(16);
   ASSERT_TRUE(pcr.has_value());
   EXPECT_TRUE(pcr->locked);
-  Result<Bytes> extended = nsm_->ExtendPcr(16, ToBytes("x"));
+  Result<Bytes> extended = h.nsm->ExtendPcr(16, ToBytes("x"));
   ASSERT_FALSE(extended.has_value());
   ExpectError(extended.error(), Code::kFailedPrecondition, "nsm: ReadOnlyIndex");
 }
 
-TEST_F(DeviceNsmTest, LockPcrsLocksTheRange) {
-  ASSERT_TRUE(nsm_->LockPcrs(5).has_value());
-  Result<NsmDescription> d = nsm_->DescribeNsm();
+TEST(DeviceNsmTest, LockPcrsLocksTheRange) {
+  Harness h;
+  ASSERT_TRUE(h.nsm->LockPcrs(5).has_value());
+  Result<NsmDescription> d = h.nsm->DescribeNsm();
   ASSERT_TRUE(d.has_value());
   EXPECT_EQ(d->locked_pcrs, (std::vector<uint16_t>{0, 1, 2, 3, 4}));
-  EXPECT_FALSE(nsm_->ExtendPcr(4, ToBytes("x")).has_value());
-  EXPECT_TRUE(nsm_->ExtendPcr(5, ToBytes("x")).has_value());
+  EXPECT_FALSE(h.nsm->ExtendPcr(4, ToBytes("x")).has_value());
+  EXPECT_TRUE(h.nsm->ExtendPcr(5, ToBytes("x")).has_value());
 }
 
-TEST_F(DeviceNsmTest, OutOfRangeIndexIsInvalidArgument) {
-  Result<PcrDescription> pcr = nsm_->DescribePcr(32);
+TEST(DeviceNsmTest, OutOfRangeIndexIsInvalidArgument) {
+  Harness h;
+  Result<PcrDescription> pcr = h.nsm->DescribePcr(32);
   ASSERT_FALSE(pcr.has_value());
   ExpectError(pcr.error(), Code::kInvalidArgument, "nsm: InvalidIndex");
-  Result<void> lock = nsm_->LockPcrs(33);
+  Result<void> lock = h.nsm->LockPcrs(33);
   ASSERT_FALSE(lock.has_value());
   ExpectError(lock.error(), Code::kInvalidArgument, "nsm: InvalidIndex");
 }
 
-TEST_F(DeviceNsmTest, AttestationCarriesTheOptionalFields) {
+TEST(DeviceNsmTest, AttestationCarriesTheOptionalFields) {
+  Harness h;
   AttestationRequest request{ToBytes("user"), Bytes(1024, 0x4e), std::nullopt};
-  Result<Bytes> document = nsm_->Attestation(request);
+  Result<Bytes> document = h.nsm->Attestation(request);
   ASSERT_TRUE(document.has_value()) << document.error().message();
   Result<NsmRequest> echoed = DecodeRequest(*document);
   ASSERT_TRUE(echoed.has_value());
   EXPECT_EQ(*echoed, NsmRequest(request));
 
-  ASSERT_TRUE(nsm_->Attestation(AttestationRequest{}).has_value());
-  EXPECT_EQ(device_.last_request_bytes,
+  ASSERT_TRUE(h.nsm->Attestation(AttestationRequest{}).has_value());
+  EXPECT_EQ(h.device.last_request_bytes,
             Concat({Bytes{0xa1}, Text("Attestation"), Bytes{0xa3}, Text("user_data"), Bytes{0xf6},
                     Text("nonce"), Bytes{0xf6}, Text("public_key"), Bytes{0xf6}}));
 }
 
-TEST_F(DeviceNsmTest, AttestationRefusesOversizeFieldsBeforeAnyIo) {
+TEST(DeviceNsmTest, AttestationRefusesOversizeFieldsBeforeAnyIo) {
+  Harness h;
   Bytes big(kNsmMaxOptionalFieldSize + 1, 0);
   for (int field = 0; field < 3; ++field) {
     AttestationRequest request;
     (field == 0 ? request.user_data : field == 1 ? request.nonce : request.public_key) = big;
-    Result<Bytes> document = nsm_->Attestation(request);
+    Result<Bytes> document = h.nsm->Attestation(request);
     ASSERT_FALSE(document.has_value());
     EXPECT_EQ(document.error().code(), Code::kInvalidArgument);
-    EXPECT_EQ(document.error().message().rfind("nsm: ", 0), 0u);
+    EXPECT_EQ(document.error().message().rfind("nsm: ", 0), 0U);
   }
-  EXPECT_EQ(device_.calls, 0);
+  EXPECT_EQ(h.device.calls, 0);
   // All three at the limit still fit the driver's request buffer.
   Bytes max(kNsmMaxOptionalFieldSize, 0);
-  EXPECT_TRUE(nsm_->Attestation(AttestationRequest{max, max, max}).has_value());
+  EXPECT_TRUE(h.nsm->Attestation(AttestationRequest{max, max, max}).has_value());
 }
 
-TEST_F(DeviceNsmTest, ExtendRefusesRequestsOverTheDriverLimit) {
-  Result<Bytes> extended = nsm_->ExtendPcr(16, Bytes(kNsmRequestMaxSize, 0));
+TEST(DeviceNsmTest, ExtendRefusesRequestsOverTheDriverLimit) {
+  Harness h;
+  Result<Bytes> extended = h.nsm->ExtendPcr(16, Bytes(kNsmRequestMaxSize, 0));
   ASSERT_FALSE(extended.has_value());
   EXPECT_EQ(extended.error().code(), Code::kInvalidArgument);
-  EXPECT_EQ(device_.calls, 0);
+  EXPECT_EQ(h.device.calls, 0);
 }
 
-TEST_F(DeviceNsmTest, GetRandomReturnsBytes) {
-  Result<Bytes> a = nsm_->GetRandom();
-  Result<Bytes> b = nsm_->GetRandom();
+TEST(DeviceNsmTest, GetRandomReturnsBytes) {
+  Harness h;
+  Result<Bytes> a = h.nsm->GetRandom();
+  Result<Bytes> b = h.nsm->GetRandom();
   ASSERT_TRUE(a.has_value() && b.has_value());
-  EXPECT_EQ(a->size(), 256u);
+  EXPECT_EQ(a->size(), 256U);
   EXPECT_NE(*a, *b);
 }
 
-TEST_F(DeviceNsmTest, MapsEveryModuleErrorCode) {
+TEST(DeviceNsmTest, MapsEveryModuleErrorCode) {
+  Harness h;
   struct Case {
     NsmErrorCode nsm;
     Code ours;
   };
-  const Case cases[] = {
+  const std::array<Case, 9> cases = {{
       {NsmErrorCode::kSuccess, Code::kInternal},
       {NsmErrorCode::kInvalidArgument, Code::kInvalidArgument},
       {NsmErrorCode::kInvalidIndex, Code::kInvalidArgument},
@@ -298,78 +314,82 @@ TEST_F(DeviceNsmTest, MapsEveryModuleErrorCode) {
       {NsmErrorCode::kBufferTooSmall, Code::kInternal},
       {NsmErrorCode::kInputTooLarge, Code::kInvalidArgument},
       {NsmErrorCode::kInternalError, Code::kInternal},
-  };
+  }};
   for (const Case& c : cases) {
-    device_.raw_response = EncodeResponse(ErrorResponse{c.nsm});
-    Result<Bytes> random = nsm_->GetRandom();
+    h.device.raw_response = EncodeResponse(ErrorResponse{c.nsm});
+    Result<Bytes> random = h.nsm->GetRandom();
     ASSERT_FALSE(random.has_value());
     ExpectError(random.error(), c.ours, "nsm: " + std::string(NsmErrorCodeName(c.nsm)));
   }
 }
 
-TEST_F(DeviceNsmTest, IoctlFailureIsIo) {
-  device_.fail_errno = ENODEV;
-  Result<NsmDescription> d = nsm_->DescribeNsm();
+TEST(DeviceNsmTest, IoctlFailureIsIo) {
+  Harness h;
+  h.device.fail_errno = ENODEV;
+  Result<NsmDescription> d = h.nsm->DescribeNsm();
   ASSERT_FALSE(d.has_value());
   EXPECT_EQ(d.error().code(), Code::kIo);
-  EXPECT_EQ(d.error().message(), std::string("nsm: ioctl: ") + std::strerror(ENODEV));
+  EXPECT_EQ(d.error().message(), "nsm: ioctl: " + ErrnoText(ENODEV));
 }
 
-TEST_F(DeviceNsmTest, RetriesOnEintr) {
-  device_.eintr_left = 3;
-  ASSERT_TRUE(nsm_->DescribeNsm().has_value());
-  EXPECT_EQ(device_.calls, 4);
+TEST(DeviceNsmTest, RetriesOnEintr) {
+  Harness h;
+  h.device.eintr_left = 3;
+  ASSERT_TRUE(h.nsm->DescribeNsm().has_value());
+  EXPECT_EQ(h.device.calls, 4);
 }
 
-TEST_F(DeviceNsmTest, ResponseLengthBeyondTheBufferIsMalformed) {
-  device_.claimed_response_len = kNsmResponseMaxSize + 1;
-  Result<Bytes> random = nsm_->GetRandom();
+TEST(DeviceNsmTest, ResponseLengthBeyondTheBufferIsMalformed) {
+  Harness h;
+  h.device.claimed_response_len = kNsmResponseMaxSize + 1;
+  Result<Bytes> random = h.nsm->GetRandom();
   ASSERT_FALSE(random.has_value());
   ExpectError(random.error(), Code::kMalformed, "nsm: response length exceeds the buffer");
 }
 
-TEST_F(DeviceNsmTest, ResponseTruncatedByTheDriverIsMalformed) {
+TEST(DeviceNsmTest, ResponseTruncatedByTheDriverIsMalformed) {
+  Harness h;
   // The driver silently cuts an answer to the buffer; the cut CBOR must not decode.
-  device_.raw_response = EncodeResponse(AttestationResponse{Bytes(kNsmResponseMaxSize, 1)});
-  Result<Bytes> document = nsm_->Attestation(AttestationRequest{});
+  h.device.raw_response = EncodeResponse(AttestationResponse{Bytes(kNsmResponseMaxSize, 1)});
+  Result<Bytes> document = h.nsm->Attestation(AttestationRequest{});
   ASSERT_FALSE(document.has_value());
   EXPECT_EQ(document.error().code(), Code::kMalformed);
-  EXPECT_EQ(document.error().message().rfind("nsm: ", 0), 0u);
+  EXPECT_EQ(document.error().message().rfind("nsm: ", 0), 0U);
 }
 
-TEST_F(DeviceNsmTest, GarbageResponsesAreMalformed) {
-  const Bytes garbage[] = {
-      Bytes{},
-      Bytes{0xff},
-      ToBytes("not cbor at all"),
-      Bytes{0xa1, 0x69},  // Truncated.
+TEST(DeviceNsmTest, GarbageResponsesAreMalformed) {
+  Harness h;
+  const std::array garbage = {
+      Bytes{},       Bytes{0xff}, ToBytes("not cbor at all"), Bytes{0xa1, 0x69},  // Truncated.
       Text("Bogus"),
   };
   for (const Bytes& response : garbage) {
-    device_.raw_response = response;
-    Result<PcrDescription> pcr = nsm_->DescribePcr(0);
+    h.device.raw_response = response;
+    Result<PcrDescription> pcr = h.nsm->DescribePcr(0);
     ASSERT_FALSE(pcr.has_value());
     EXPECT_EQ(pcr.error().code(), Code::kMalformed) << pcr.error().message();
-    EXPECT_EQ(pcr.error().message().rfind("nsm: ", 0), 0u) << pcr.error().message();
+    EXPECT_EQ(pcr.error().message().rfind("nsm: ", 0), 0U) << pcr.error().message();
   }
 }
 
-TEST_F(DeviceNsmTest, AnswerToAnotherRequestIsMalformed) {
-  device_.raw_response = EncodeResponse(LockPcrResponse{});
-  Result<PcrDescription> pcr = nsm_->DescribePcr(0);
+TEST(DeviceNsmTest, AnswerToAnotherRequestIsMalformed) {
+  Harness h;
+  h.device.raw_response = EncodeResponse(LockPcrResponse{});
+  Result<PcrDescription> pcr = h.nsm->DescribePcr(0);
   ASSERT_FALSE(pcr.has_value());
   ExpectError(pcr.error(), Code::kMalformed, "nsm: LockPCR response to DescribePCR");
-  device_.raw_response = EncodeResponse(LockPcrsResponse{});
-  EXPECT_FALSE(nsm_->LockPcr(1).has_value());
+  h.device.raw_response = EncodeResponse(LockPcrsResponse{});
+  EXPECT_FALSE(h.nsm->LockPcr(1).has_value());
 }
 
-TEST_F(DeviceNsmTest, EmptyRandomOrDocumentIsMalformed) {
-  device_.raw_response = EncodeResponse(GetRandomResponse{});
-  Result<Bytes> random = nsm_->GetRandom();
+TEST(DeviceNsmTest, EmptyRandomOrDocumentIsMalformed) {
+  Harness h;
+  h.device.raw_response = EncodeResponse(GetRandomResponse{});
+  Result<Bytes> random = h.nsm->GetRandom();
   ASSERT_FALSE(random.has_value());
   EXPECT_EQ(random.error().code(), Code::kMalformed);
-  device_.raw_response = EncodeResponse(AttestationResponse{});
-  Result<Bytes> document = nsm_->Attestation(AttestationRequest{});
+  h.device.raw_response = EncodeResponse(AttestationResponse{});
+  Result<Bytes> document = h.nsm->Attestation(AttestationRequest{});
   ASSERT_FALSE(document.has_value());
   EXPECT_EQ(document.error().code(), Code::kMalformed);
 }
@@ -378,7 +398,7 @@ TEST(DeviceNsmOpenTest, MissingDeviceIsIo) {
   Result<std::unique_ptr<DeviceNsm>> nsm = DeviceNsm::Open("/nonexistent/nsm");
   ASSERT_FALSE(nsm.has_value());
   EXPECT_EQ(nsm.error().code(), Code::kIo);
-  EXPECT_EQ(nsm.error().message().rfind("nsm: open /nonexistent/nsm: ", 0), 0u);
+  EXPECT_EQ(nsm.error().message().rfind("nsm: open /nonexistent/nsm: ", 0), 0U);
 }
 
 TEST(DeviceNsmOpenTest, RealIoctlOnAnotherDeviceIsIo) {
@@ -388,7 +408,7 @@ TEST(DeviceNsmOpenTest, RealIoctlOnAnotherDeviceIsIo) {
   Result<Bytes> random = (*nsm)->GetRandom();
   ASSERT_FALSE(random.has_value());
   EXPECT_EQ(random.error().code(), Code::kIo);
-  EXPECT_EQ(random.error().message(), std::string("nsm: ioctl: ") + std::strerror(ENOTTY));
+  EXPECT_EQ(random.error().message(), "nsm: ioctl: " + ErrnoText(ENOTTY));
 }
 
 TEST(UniqueFdTest, ClosesOnDestructionAndNotAfterRelease) {
@@ -402,7 +422,8 @@ TEST(UniqueFdTest, ClosesOnDestructionAndNotAfterRelease) {
   {
     UniqueFd owned(fd);
     UniqueFd moved(std::move(owned));
-    EXPECT_FALSE(owned.valid());  // NOLINT(bugprone-use-after-move): checking the moved-from state.
+    // Checking the moved-from state on purpose.
+    EXPECT_FALSE(owned.valid());  // NOLINT(bugprone-use-after-move,clang-analyzer-cplusplus.Move)
     EXPECT_EQ(moved.Release(), fd);
   }
   EXPECT_NE(::fcntl(fd, F_GETFD), -1);

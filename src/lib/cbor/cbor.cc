@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <string>
 
 #include "lib/base/encoding.h"
@@ -209,9 +210,26 @@ void AppendDouble(std::string& out, double d) {
     out += d < 0 ? "-Infinity" : "Infinity";
     return;
   }
+  // Shortest round-trip digits; positional for moderate exponents (100000.0, 0.00001), as
+  // RFC 8949 Appendix A writes them, scientific otherwise (1.0e+300).
   char buf[64];
-  const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), d);
-  ENCLAVIA_CHECK(ec == std::errc());
+  std::to_chars_result r =
+      std::to_chars(buf, buf + sizeof(buf), d, std::chars_format::scientific);
+  ENCLAVIA_CHECK(r.ec == std::errc());
+  char* end = r.ptr;
+  const char* e_pos = std::find(buf, end, 'e');
+  int exponent = 0;
+  ENCLAVIA_CHECK(e_pos != end);
+  const char* exp_begin = e_pos + 1;
+  if (exp_begin != end && *exp_begin == '+') {
+    ++exp_begin;  // from_chars takes no '+'.
+  }
+  ENCLAVIA_CHECK(std::from_chars(exp_begin, end, exponent).ec == std::errc());
+  if (exponent >= -5 && exponent < 17) {
+    r = std::to_chars(buf, buf + sizeof(buf), d, std::chars_format::fixed);
+    ENCLAVIA_CHECK(r.ec == std::errc());
+    end = r.ptr;
+  }
   std::string s(buf, end);
   // Diagnostic notation marks floats with a fraction or exponent: 1.0, 1.0e+300.
   if (s.find('.') == std::string::npos) {

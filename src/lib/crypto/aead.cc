@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "lib/crypto/aead.h"
 
-#include <openssl/evp.h>
 #include <sodium.h>
 
 #include <algorithm>
 #include <climits>
+
+#include <openssl/evp.h>
 
 #include "lib/crypto/internal/util.h"
 #include "lib/crypto/ossl.h"
@@ -79,7 +80,8 @@ Result<SecretBytes> GcmOpen(ByteSpan key, ByteSpan nonce, ByteSpan aad, ByteSpan
       EVP_DecryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1) {
     return Error(Code::kVerifyFailed, kOpenFailed);
   }
-  // Decrypt into wiped memory: if the tag turns out bad, the plaintext is discarded unseen.
+  // Decrypt into wiped memory: if the tag turns out bad, the plaintext is
+  // discarded unseen.
   SecretBytes out(ct_size);
   size_t written = 0;
   if (ct_size != 0) {
@@ -109,8 +111,8 @@ Result<Bytes> ChaChaSeal(ByteSpan key, ByteSpan nonce, ByteSpan aad, ByteSpan pl
   Bytes out(plaintext.size() + kAeadTagSize);
   unsigned long long out_len = 0;  // NOLINT(google-runtime-int): libsodium's type.
   if (crypto_aead_chacha20poly1305_ietf_encrypt(out.data(), &out_len, plaintext.data(),
-                                                plaintext.size(), aad.data(), aad.size(),
-                                                nullptr, nonce.data(), key.data()) != 0) {
+                                                plaintext.size(), aad.data(), aad.size(), nullptr,
+                                                nonce.data(), key.data()) != 0) {
     return Error(Code::kInternal, "aead: ChaCha20-Poly1305 encrypt failed");
   }
   ENCLAVIA_CHECK(out_len == out.size());

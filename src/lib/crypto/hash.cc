@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "lib/crypto/hash.h"
 
+#include <array>
+
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
-
-#include <array>
 
 #include "lib/crypto/internal/util.h"
 #include "lib/crypto/ossl.h"
@@ -45,7 +45,8 @@ template <size_t N>
 std::array<uint8_t, N> OneShot(const EVP_MD* md, ByteSpan data) {
   std::array<uint8_t, N> out{};
   unsigned int out_len = 0;
-  // EVP_Digest only fails on allocation failure, which aborts everywhere else too.
+  // EVP_Digest only fails on allocation failure, which aborts everywhere else
+  // too.
   ENCLAVIA_CHECK(EVP_Digest(data.data(), data.size(), out.data(), &out_len, md, nullptr) == 1);
   ENCLAVIA_CHECK(out_len == N);
   return out;
@@ -111,8 +112,8 @@ Bytes Hmac(HashAlgorithm alg, ByteSpan key, ByteSpan data) {
       OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>(MdName(alg)), 0),
       OSSL_PARAM_construct_end(),
   };
-  // A null key would mean "reuse the previous key", so an empty key is passed as a non-null
-  // pointer with length zero (RFC 2104 allows any key length).
+  // A null key would mean "reuse the previous key", so an empty key is passed
+  // as a non-null pointer with length zero (RFC 2104 allows any key length).
   ENCLAVIA_CHECK(EVP_MAC_init(ctx.get(), NonNull(key), key.size(), params.data()) == 1);
   ENCLAVIA_CHECK(EVP_MAC_update(ctx.get(), data.data(), data.size()) == 1);
   Bytes out(DigestSize(alg));
@@ -145,16 +146,17 @@ Result<SecretBytes> Hkdf(HashAlgorithm alg, ByteSpan ikm, ByteSpan salt, ByteSpa
   size_t n = 0;
   params[n++] =
       OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>(MdName(alg)), 0);
-  params[n++] = OSSL_PARAM_construct_octet_string(
-      OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(NonNull(ikm)), ikm.size());
-  // An absent salt is HashLen zero bytes (RFC 5869 §2.2), which is what OpenSSL does without one.
+  params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
+                                                  const_cast<uint8_t*>(NonNull(ikm)), ikm.size());
+  // An absent salt is HashLen zero bytes (RFC 5869 §2.2), which is what OpenSSL
+  // does without one.
   if (!salt.empty()) {
-    params[n++] = OSSL_PARAM_construct_octet_string(
-        OSSL_KDF_PARAM_SALT, const_cast<uint8_t*>(salt.data()), salt.size());
+    params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
+                                                    const_cast<uint8_t*>(salt.data()), salt.size());
   }
   if (!info.empty()) {
-    params[n++] = OSSL_PARAM_construct_octet_string(
-        OSSL_KDF_PARAM_INFO, const_cast<uint8_t*>(info.data()), info.size());
+    params[n++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+                                                    const_cast<uint8_t*>(info.data()), info.size());
   }
   params[n] = OSSL_PARAM_construct_end();
   if (EVP_KDF_derive(ctx.get(), out.MutableBytes().data(), length, params.data()) != 1) {

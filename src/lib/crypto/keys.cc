@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "lib/crypto/keys.h"
 
+#include <array>
+#include <cstring>
+
 #include <openssl/buffer.h>
 #include <openssl/core_names.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
-
-#include <array>
-#include <cstring>
 
 #include "lib/crypto/internal/util.h"
 
@@ -19,17 +19,22 @@ using internal::FitsLong;
 using internal::NonNull;
 using internal::OsslError;
 
-// One message for every failed verification, whatever the cause: callers get no oracle.
+// One message for every failed verification, whatever the cause: callers get no
+// oracle.
 constexpr const char kVerifyFailedMessage[] = "signature verification failed";
 
-// scrypt cost for encrypted PEM: the `openssl pkcs8 -scrypt` defaults (N=2^14, r=8, p=1).
+// scrypt cost for encrypted PEM: the `openssl pkcs8 -scrypt` defaults (N=2^14,
+// r=8, p=1).
 constexpr uint64_t kScryptN = 16384;
 constexpr uint64_t kScryptR = 8;
 constexpr uint64_t kScryptP = 1;
 
-size_t ScalarSize(SignatureAlgorithm alg) { return alg == SignatureAlgorithm::kEcdsaP384Sha384 ? 48 : 32; }
+size_t ScalarSize(SignatureAlgorithm alg) {
+  return alg == SignatureAlgorithm::kEcdsaP384Sha384 ? 48 : 32;
+}
 
-// Md returns the digest that goes with `alg`; nullptr for Ed25519 (it hashes internally).
+// Md returns the digest that goes with `alg`; nullptr for Ed25519 (it hashes
+// internally).
 const EVP_MD* Md(SignatureAlgorithm alg) {
   switch (alg) {
     case SignatureAlgorithm::kEcdsaP256Sha256:
@@ -63,8 +68,8 @@ Result<SignatureAlgorithm> AlgorithmOf(const EVP_PKEY* key) {
   return OsslError(Code::kUnsupported, "key: unsupported key type");
 }
 
-// NoPassphrase refuses to supply a passphrase. Passing it (instead of nullptr) keeps OpenSSL
-// from prompting on the terminal when it meets an encrypted PEM.
+// NoPassphrase refuses to supply a passphrase. Passing it (instead of nullptr)
+// keeps OpenSSL from prompting on the terminal when it meets an encrypted PEM.
 int NoPassphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) { return -1; }
 
 // CopyPassphrase supplies the std::string_view that `u` points to.
@@ -146,8 +151,8 @@ Result<ossl::Ptr<EVP_PKEY>> EcPublicFromPoint(const char* group, ByteSpan point)
   // The parameters are only read; OSSL_PARAM takes non-const pointers.
   std::array<OSSL_PARAM, 3> params = {
       OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, const_cast<char*>(group), 0),
-      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
-                                        const_cast<uint8_t*>(point.data()), point.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, const_cast<uint8_t*>(point.data()),
+                                        point.size()),
       OSSL_PARAM_construct_end(),
   };
   ossl::Ptr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
@@ -155,7 +160,8 @@ Result<ossl::Ptr<EVP_PKEY>> EcPublicFromPoint(const char* group, ByteSpan point)
     return OsslError(Code::kInternal, "key: EVP_PKEY_fromdata_init failed");
   }
   EVP_PKEY* raw = nullptr;
-  // Import decodes the point with EC_POINT_oct2point, which rejects points not on the curve.
+  // Import decodes the point with EC_POINT_oct2point, which rejects points not
+  // on the curve.
   if (EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.data()) != 1) {
     return OsslError(Code::kMalformed, "key: invalid EC point");
   }
@@ -266,8 +272,8 @@ Bytes PublicKey::ToRaw() const {
     ENCLAVIA_CHECK(EVP_PKEY_get_raw_public_key(key_.get(), out.data(), &len) == 1 && len == 32);
     return out;
   }
-  // Built from the coordinates rather than the stored encoding, which keeps the conversion form
-  // (possibly compressed) of whatever the key was parsed from.
+  // Built from the coordinates rather than the stored encoding, which keeps the
+  // conversion form (possibly compressed) of whatever the key was parsed from.
   BIGNUM* x_raw = nullptr;
   BIGNUM* y_raw = nullptr;
   ENCLAVIA_CHECK(EVP_PKEY_get_bn_param(key_.get(), OSSL_PKEY_PARAM_EC_PUB_X, &x_raw) == 1);
@@ -300,8 +306,8 @@ Result<void> PublicKey::VerifyDer(ByteSpan message, ByteSpan der_signature) cons
   if (alg_ == SignatureAlgorithm::kEd25519) {
     return Error(Code::kVerifyFailed, kVerifyFailedMessage);
   }
-  // OpenSSL's ECDSA verify re-encodes the parsed signature and rejects any difference, so
-  // non-canonical DER and trailing bytes fail here too.
+  // OpenSSL's ECDSA verify re-encodes the parsed signature and rejects any
+  // difference, so non-canonical DER and trailing bytes fail here too.
   return DigestVerify(key_.get(), Md(alg_), message, der_signature);
 }
 
@@ -332,18 +338,20 @@ PrivateKey PrivateKey::Generate(SignatureAlgorithm alg) {
 Result<PrivateKey> PrivateKey::FromPem(std::string_view pem,
                                        std::optional<std::string_view> passphrase) {
   ASSIGN_OR_RETURN(ossl::Ptr<BIO> bio, MemBio(pem));
-  const bool encrypted = pem.find("-----BEGIN ENCRYPTED PRIVATE KEY-----") != std::string_view::npos;
+  // PKCS#8 "ENCRYPTED PRIVATE KEY", or a legacy PEM with an RFC 1421 encryption header.
+  const bool encrypted =
+      pem.find("-----BEGIN ENCRYPTED PRIVATE KEY-----") != std::string_view::npos ||
+      pem.find("Proc-Type: 4,ENCRYPTED") != std::string_view::npos;
   if (encrypted && !passphrase.has_value()) {
     return Error(Code::kInvalidArgument, "key: encrypted private key needs a passphrase");
   }
   std::string_view pass = passphrase.value_or(std::string_view());
-  ossl::Ptr<EVP_PKEY> key(
-      passphrase.has_value()
-          ? PEM_read_bio_PrivateKey(bio.get(), nullptr, CopyPassphrase, &pass)
-          : PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr));
+  ossl::Ptr<EVP_PKEY> key(passphrase.has_value()
+                              ? PEM_read_bio_PrivateKey(bio.get(), nullptr, CopyPassphrase, &pass)
+                              : PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr));
   if (key == nullptr) {
-    // A bad passphrase and a damaged ciphertext look the same (CBC padding or the decoded
-    // structure fails); both are reported as a failed decryption.
+    // A bad passphrase and a damaged ciphertext look the same (CBC padding or
+    // the decoded structure fails); both are reported as a failed decryption.
     if (encrypted) {
       return OsslError(Code::kVerifyFailed, "key: wrong passphrase or corrupt encrypted key");
     }
@@ -373,7 +381,8 @@ Result<PrivateKey> PrivateKey::FromPkcs8Der(ByteSpan der) {
 }
 
 PublicKey PrivateKey::public_key() const {
-  // Round-trip through SubjectPublicKeyInfo so the PublicKey holds no private material.
+  // Round-trip through SubjectPublicKeyInfo so the PublicKey holds no private
+  // material.
   Result<Bytes> spki = I2dPubkey(key_.get());
   ENCLAVIA_CHECK(spki.has_value());
   Result<ossl::Ptr<EVP_PKEY>> key = D2iPubkey(*spki);
@@ -434,7 +443,8 @@ Result<Bytes> PrivateKey::SignDer(ByteSpan message) const {
   return DigestSign(key_.get(), Md(alg_), message);
 }
 
-// ECDSA signature encodings (SEC 1 §C.5: ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }).
+// ECDSA signature encodings (SEC 1 §C.5: ECDSA-Sig-Value ::= SEQUENCE { r
+// INTEGER, s INTEGER }).
 
 Result<Bytes> EcdsaRawToDer(ByteSpan raw) {
   if (raw.size() != 64 && raw.size() != 96) {
@@ -478,7 +488,8 @@ Result<Bytes> EcdsaDerToRaw(ByteSpan der, size_t scalar_size) {
   if (p != der.data() + der.size()) {
     return Error(Code::kMalformed, "ecdsa: trailing bytes after DER signature");
   }
-  // Strict DER: the parser tolerates some BER forms, so the canonical re-encoding must match.
+  // Strict DER: the parser tolerates some BER forms, so the canonical
+  // re-encoding must match.
   const int len = i2d_ECDSA_SIG(sig.get(), nullptr);
   if (len <= 0 || static_cast<size_t>(len) != der.size()) {
     return OsslError(Code::kMalformed, "ecdsa: signature is not canonical DER");

@@ -2,24 +2,25 @@
 #ifndef ENCLAVIA_LIB_CRYPTO_OSSL_H_
 #define ENCLAVIA_LIB_CRYPTO_OSSL_H_
 
+#include <memory>
+
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-
-#include <memory>
 
 namespace enclavia::ossl {
 
 // Free<T> frees one OpenSSL type; Ptr<T> owns one object of it. Every type is listed once here.
 template <typename T>
 struct Free;
-#define ENCLAVIA_OSSL_FREE(T, fn) \
-  template <>                     \
-  struct Free<T> {                \
+#define ENCLAVIA_OSSL_FREE(T, fn)                   \
+  template <>                                       \
+  struct Free<T> {                                  \
     void operator()(T* p) const noexcept { fn(p); } \
   }
 ENCLAVIA_OSSL_FREE(EVP_PKEY, EVP_PKEY_free);
@@ -35,8 +36,8 @@ ENCLAVIA_OSSL_FREE(X509_STORE, X509_STORE_free);
 ENCLAVIA_OSSL_FREE(X509_STORE_CTX, X509_STORE_CTX_free);
 ENCLAVIA_OSSL_FREE(X509_NAME, X509_NAME_free);
 ENCLAVIA_OSSL_FREE(X509_EXTENSION, X509_EXTENSION_free);
-ENCLAVIA_OSSL_FREE(ASN1_INTEGER, ASN1_INTEGER_free);
-ENCLAVIA_OSSL_FREE(ASN1_TIME, ASN1_TIME_free);
+// ASN1_INTEGER, ASN1_TIME and ASN1_OCTET_STRING are all ASN1_STRING, so one entry serves them.
+ENCLAVIA_OSSL_FREE(ASN1_STRING, ASN1_STRING_free);
 ENCLAVIA_OSSL_FREE(BIGNUM, BN_free);
 ENCLAVIA_OSSL_FREE(BIO, BIO_free_all);
 ENCLAVIA_OSSL_FREE(ECDSA_SIG, ECDSA_SIG_free);

@@ -1,16 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "lib/crypto/random.h"
 
-#include <openssl/crypto.h>
 #include <sodium.h>
 
 #include <mutex>
 
+#include <openssl/crypto.h>
+
 namespace enclavia::crypto {
 
 Result<void> Init() {
-  // sodium_init() is itself idempotent, but call_once also orders the OpenSSL check and makes the
-  // result visible to every thread that calls Init().
+  // sodium_init() is itself idempotent, but call_once also orders the OpenSSL
+  // check and makes the result visible to every thread that calls Init().
   static std::once_flag once;
   static int sodium_status = -1;
   std::call_once(once, [] { sodium_status = sodium_init(); });
