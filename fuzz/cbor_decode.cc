@@ -4,25 +4,24 @@
 #include <cstdint>
 #include <limits>
 
-#include "lib/base/bytes.h"
-#include "lib/base/result.h"
 #include "lib/cbor/cbor.h"
 
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using enclavia::cbor::Decode;
-  using enclavia::cbor::Encode;
-  enclavia::Result<enclavia::cbor::Value> value = Decode(enclavia::ByteSpan(data, size));
+  namespace cbor = enclavia::cbor;
+  enclavia::Result<cbor::Value> value = cbor::Decode(enclavia::ByteSpan(data, size));
   if (!value) {
     return 0;
   }
   // Definite heads can be a few bytes longer than an indefinite item's 0x9f..0xff.
-  enclavia::cbor::DecodeOptions unlimited_size;
+  cbor::DecodeOptions unlimited_size;
   unlimited_size.max_input_size = std::numeric_limits<size_t>::max();
-  const enclavia::Bytes first = Encode(*value);
-  enclavia::Result<enclavia::cbor::Value> again = Decode(first, unlimited_size);
+  const enclavia::Bytes first = cbor::Encode(*value);
+  enclavia::Result<cbor::Value> again = cbor::Decode(first, unlimited_size);
   ENCLAVIA_CHECK(again.has_value());
-  ENCLAVIA_CHECK(Encode(*again) == first);
-  const enclavia::Bytes as_given = Encode(*value, enclavia::cbor::MapOrder::kAsGiven);
-  ENCLAVIA_CHECK(Decode(as_given, unlimited_size).value() == *value);
+  ENCLAVIA_CHECK(cbor::Encode(*again) == first);
+  const enclavia::Bytes as_given = cbor::Encode(*value, cbor::MapOrder::kAsGiven);
+  ENCLAVIA_CHECK(cbor::Decode(as_given, unlimited_size).value() == *value);
   return 0;
 }

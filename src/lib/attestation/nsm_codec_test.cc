@@ -21,9 +21,8 @@ Bytes H(std::string_view hex) { return HexDecode(hex).value(); }
 
 // T is a short CBOR text string (under 24 bytes): header then characters.
 Bytes T(std::string_view s) {
-  Bytes out{static_cast<uint8_t>(0x60 + s.size())};
-  out.insert(out.end(), s.begin(), s.end());
-  return out;
+  const auto header = static_cast<uint8_t>(0x60 + s.size());
+  return Concat({ByteSpan(&header, 1), AsBytes(s)});
 }
 
 Value Text(std::string_view s) { return Value::TextString(s); }

@@ -126,6 +126,8 @@ struct FakeNsmDevice {
     return GetRandomResponse{std::move(random)};
   }
 
+  // Tests set and read these directly, as with any test double.
+  // NOLINTBEGIN(misc-non-private-member-variables-in-classes)
   // What the last ioctl saw.
   int calls = 0;
   int last_fd = -2;
@@ -141,6 +143,7 @@ struct FakeNsmDevice {
   std::array<Bytes, kPcrs> pcrs = MakeZeroPcrs();
   std::array<bool, kPcrs> locked{};
   size_t random_calls = 0;
+  // NOLINTEND(misc-non-private-member-variables-in-classes)
 
   static std::array<Bytes, kPcrs> MakeZeroPcrs() {
     std::array<Bytes, kPcrs> out;
@@ -160,9 +163,11 @@ struct Harness {
         [this](int f, unsigned long request, void* arg) { return device.Ioctl(f, request, arg); });
   }
 
+  // NOLINTBEGIN(misc-non-private-member-variables-in-classes)
   FakeNsmDevice device;
   std::unique_ptr<DeviceNsm> nsm;
   int fd_number = -1;
+  // NOLINTEND(misc-non-private-member-variables-in-classes)
 };
 
 void ExpectError(const Error& error, Code code, std::string_view message) {
@@ -173,9 +178,8 @@ void ExpectError(const Error& error, Code code, std::string_view message) {
 std::string ErrnoText(int err) { return std::generic_category().message(err); }
 
 Bytes Text(std::string_view s) {
-  Bytes out{static_cast<uint8_t>(0x60 + s.size())};
-  out.insert(out.end(), s.begin(), s.end());
-  return out;
+  const auto header = static_cast<uint8_t>(0x60 + s.size());
+  return Concat({ByteSpan(&header, 1), AsBytes(s)});
 }
 
 TEST(DeviceNsmTest, UsesNsmIoctlRawOnItsDescriptor) {

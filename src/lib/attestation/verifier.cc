@@ -124,6 +124,17 @@ Result<VerifiedAttestation> Verifier::Verify(ByteSpan document, SystemTime at,
   std::vector<crypto::Certificate> path;
   path.reserve(doc.cabundle.size() + 1);
   for (size_t i = 0; i < doc.cabundle.size(); ++i) {
+    // cabundle[0] must be byte-identical to a trusted root, which is already parsed: reuse it
+    // rather than decode it again (VerifyPath still checks the identity).
+    if (i == 0) {
+      auto root = std::find_if(roots_.begin(), roots_.end(), [&](const crypto::Certificate& r) {
+        return r.der() == doc.cabundle[0];
+      });
+      if (root != roots_.end()) {
+        path.push_back(*root);
+        continue;
+      }
+    }
     auto cert = crypto::Certificate::FromDer(doc.cabundle[i]);
     if (!cert) {
       return std::move(cert).error().WithContext("attestation: cabundle[" + std::to_string(i) +

@@ -152,8 +152,9 @@ void EncodeTo(Writer& w, const Value& v, MapOrder order) {
       }
       std::vector<size_t> index(entries.size());
       std::iota(index.begin(), index.end(), size_t{0});
-      std::stable_sort(index.begin(), index.end(),
-                       [&keys](size_t a, size_t b) { return internal::BytewiseLess(keys[a], keys[b]); });
+      std::stable_sort(index.begin(), index.end(), [&keys](size_t a, size_t b) {
+        return internal::BytewiseLess(keys[a], keys[b]);
+      });
       for (size_t i : index) {
         w.WriteBytes(keys[i]);
         EncodeTo(w, entries[i].second, order);
@@ -213,8 +214,7 @@ void AppendDouble(std::string& out, double d) {
   // Shortest round-trip digits; positional for moderate exponents (100000.0, 0.00001), as
   // RFC 8949 Appendix A writes them, scientific otherwise (1.0e+300).
   char buf[64];
-  std::to_chars_result r =
-      std::to_chars(buf, buf + sizeof(buf), d, std::chars_format::scientific);
+  std::to_chars_result r = std::to_chars(buf, buf + sizeof(buf), d, std::chars_format::scientific);
   ENCLAVIA_CHECK(r.ec == std::errc());
   char* end = r.ptr;
   const char* e_pos = std::find(buf, end, 'e');

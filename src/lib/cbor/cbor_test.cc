@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "lib/cbor/cbor.h"
 
-#include <gtest/gtest.h>
-
 #include <bit>
 #include <chrono>
 #include <cmath>
@@ -11,6 +9,8 @@
 #include <set>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "lib/base/encoding.h"
 
@@ -125,12 +125,11 @@ std::vector<Example> AppendixAExamples() {
       {"a201020304", MapOf({{U(1), U(2)}, {U(3), U(4)}})},
       {"a26161016162820203", MapOf({{Text("a"), U(1)}, {Text("b"), Arr({U(2), U(3)})}})},
       {"826161a161626163", Arr({Text("a"), MapOf({{Text("b"), Text("c")}})})},
-      {"a56161614161626142616361436164614461656145",
-       MapOf({{Text("a"), Text("A")},
-              {Text("b"), Text("B")},
-              {Text("c"), Text("C")},
-              {Text("d"), Text("D")},
-              {Text("e"), Text("E")}})},
+      {"a56161614161626142616361436164614461656145", MapOf({{Text("a"), Text("A")},
+                                                            {Text("b"), Text("B")},
+                                                            {Text("c"), Text("C")},
+                                                            {Text("d"), Text("D")},
+                                                            {Text("e"), Text("E")}})},
       // Indefinite-length forms decode to the same values as the definite ones.
       {"5f42010243030405ff", Value::ByteString(Hex("0102030405")), false},
       {"7f657374726561646d696e67ff", Text("streaming"), false},
@@ -140,11 +139,10 @@ std::vector<Example> AppendixAExamples() {
       {"83018202039f0405ff", nested, false},
       {"83019f0203ff820405", nested, false},
       {"9f0102030405060708090a0b0c0d0e0f101112131415161718181819ff", Arr(one_to_25), false},
-      {"bf61610161629f0203ffff", MapOf({{Text("a"), U(1)}, {Text("b"), Arr({U(2), U(3)})}}),
-       false},
+      {"bf61610161629f0203ffff", MapOf({{Text("a"), U(1)}, {Text("b"), Arr({U(2), U(3)})}}), false},
       {"826161bf61626163ff", Arr({Text("a"), MapOf({{Text("b"), Text("c")}})}), false},
-      {"bf6346756ef563416d7421ff", MapOf({{Text("Fun"), Value::Boolean(true)}, {Text("Amt"), I(-2)}}),
-       false},
+      {"bf6346756ef563416d7421ff",
+       MapOf({{Text("Fun"), Value::Boolean(true)}, {Text("Amt"), I(-2)}}), false},
   };
 }
 
@@ -181,7 +179,7 @@ TEST(CborEncodeTest, ReencodesIndefiniteFormsAsDefinite) {
 
 TEST(CborEncodeTest, UsesShortestFloatThatKeepsTheValue) {
   EXPECT_EQ(EncodeHex(Value::Double(0.5)), "f93800");
-  EXPECT_EQ(EncodeHex(Value::Double(65505.0)), "fa477fe100");         // Not a half.
+  EXPECT_EQ(EncodeHex(Value::Double(65505.0)), "fa477fe100");           // Not a half.
   EXPECT_EQ(EncodeHex(Value::Double(std::ldexp(1.0, -24))), "f90001");  // Smallest subnormal.
   EXPECT_EQ(EncodeHex(Value::Double(std::ldexp(1.0, -25))), "fa33000000");
   EXPECT_EQ(EncodeHex(Value::Double(std::ldexp(1.0, -149))), "fa00000001");  // Float subnormal.
@@ -237,37 +235,113 @@ TEST(CborDecodeTest, AcceptsNonPreferredIntegerHeads) {
 TEST(CborDecodeTest, RejectsEveryAppendixFNotWellFormedExample) {
   const char* const kExamples[] = {
       // End of input in a head.
-      "18", "19", "1a", "1b", "1901", "1a0102", "1b01020304050607", "38", "58", "78", "98",
-      "9a01ff00", "b8", "d8", "f8", "f900", "fa0000", "fb000000",
+      "18",
+      "19",
+      "1a",
+      "1b",
+      "1901",
+      "1a0102",
+      "1b01020304050607",
+      "38",
+      "58",
+      "78",
+      "98",
+      "9a01ff00",
+      "b8",
+      "d8",
+      "f8",
+      "f900",
+      "fa0000",
+      "fb000000",
       // Definite-length strings with short data.
-      "41", "61", "5affffffff00", "5bffffffffffffffff010203", "7affffffff00",
+      "41",
+      "61",
+      "5affffffff00",
+      "5bffffffffffffffff010203",
+      "7affffffff00",
       "7b7fffffffffffffff010203",
       // Definite-length maps and arrays not closed with enough items.
-      "81", "818181818181818181", "8200", "a1", "a20102", "a100", "a2000000",
+      "81",
+      "818181818181818181",
+      "8200",
+      "a1",
+      "a20102",
+      "a100",
+      "a2000000",
       // Tag number not followed by tag content.
       "c0",
       // Indefinite-length strings not closed by a break.
-      "5f4100", "7f6100",
+      "5f4100",
+      "7f6100",
       // Indefinite-length maps and arrays not closed by a break.
-      "9f", "9f0102", "bf", "bf01020102", "819f", "9f8000", "9f9f9f9f9fffffffff",
+      "9f",
+      "9f0102",
+      "bf",
+      "bf01020102",
+      "819f",
+      "9f8000",
+      "9f9f9f9f9fffffffff",
       "9f819f819f9fffffff",
       // Reserved additional information values.
-      "1c", "1d", "1e", "3c", "3d", "3e", "5c", "5d", "5e", "7c", "7d", "7e", "9c", "9d", "9e",
-      "bc", "bd", "be", "dc", "dd", "de", "fc", "fd", "fe",
+      "1c",
+      "1d",
+      "1e",
+      "3c",
+      "3d",
+      "3e",
+      "5c",
+      "5d",
+      "5e",
+      "7c",
+      "7d",
+      "7e",
+      "9c",
+      "9d",
+      "9e",
+      "bc",
+      "bd",
+      "be",
+      "dc",
+      "dd",
+      "de",
+      "fc",
+      "fd",
+      "fe",
       // Reserved two-byte encodings of simple values.
-      "f800", "f801", "f818", "f81f",
+      "f800",
+      "f801",
+      "f818",
+      "f81f",
       // Indefinite-length string chunks not of the correct type.
-      "5f00ff", "5f21ff", "5f6100ff", "5f80ff", "5fa0ff", "5fc000ff", "5fe0ff", "7f4100ff",
+      "5f00ff",
+      "5f21ff",
+      "5f6100ff",
+      "5f80ff",
+      "5fa0ff",
+      "5fc000ff",
+      "5fe0ff",
+      "7f4100ff",
       // Indefinite-length string chunks not definite length.
-      "5f5f4100ffff", "7f7f6100ffff",
+      "5f5f4100ffff",
+      "7f7f6100ffff",
       // Break on its own.
       "ff",
       // Break in a definite-length array, map or tag.
-      "81ff", "8200ff", "a1ff", "a1ff00", "a100ff", "a20000ff", "9f81ff", "9f829f819f9fffffffff",
+      "81ff",
+      "8200ff",
+      "a1ff",
+      "a1ff00",
+      "a100ff",
+      "a20000ff",
+      "9f81ff",
+      "9f829f819f9fffffffff",
       // Break in a value position of an indefinite-length map.
-      "bf00ff", "bf000000ff",
+      "bf00ff",
+      "bf000000ff",
       // Major types 0, 1 and 6 with additional information 31.
-      "1f", "3f", "df",
+      "1f",
+      "3f",
+      "df",
   };
   for (const char* hex : kExamples) {
     Result<Value> v = DecodeHex(hex);
@@ -455,15 +529,15 @@ TEST(CborDecodeTest, RejectsHugeDeclaredLengthsWithoutAllocating) {
   DecodeOptions options;
   options.max_items = std::numeric_limits<size_t>::max();
   const char* const kHuge[] = {
-      "9affffffff0102030405060708",          // Array of 2^32 - 1 with 8 bytes of items.
-      "9bffffffffffffffff01020304050607",    // Array of 2^64 - 1.
-      "baffffffff0102030405060708",          // Map of 2^32 - 1 entries.
-      "bbffffffffffffffff01020304050607",    // Map of 2^64 - 1 entries.
-      "5affffffff0102030405060708",          // Byte string of 2^32 - 1 bytes.
-      "5bffffffffffffffff01020304050607",    // Byte string of 2^64 - 1 bytes.
-      "7b7fffffffffffffff01020304050607",    // Text string of 2^63 - 1 bytes.
-      "5f5bffffffffffffffff0102030405ff",    // Chunk of 2^64 - 1 bytes.
-      "9f9affffffff0102030405060708",        // Inside an indefinite array.
+      "9affffffff0102030405060708",        // Array of 2^32 - 1 with 8 bytes of items.
+      "9bffffffffffffffff01020304050607",  // Array of 2^64 - 1.
+      "baffffffff0102030405060708",        // Map of 2^32 - 1 entries.
+      "bbffffffffffffffff01020304050607",  // Map of 2^64 - 1 entries.
+      "5affffffff0102030405060708",        // Byte string of 2^32 - 1 bytes.
+      "5bffffffffffffffff01020304050607",  // Byte string of 2^64 - 1 bytes.
+      "7b7fffffffffffffff01020304050607",  // Text string of 2^63 - 1 bytes.
+      "5f5bffffffffffffffff0102030405ff",  // Chunk of 2^64 - 1 bytes.
+      "9f9affffffff0102030405060708",      // Inside an indefinite array.
   };
   for (const char* hex : kHuge) {
     const auto start = std::chrono::steady_clock::now();
@@ -517,8 +591,16 @@ TEST(CborEncodeTest, SortsMapKeysDeterministically) {
       {U(100), U(2)},
       {U(10), U(1)},
   });
-  EXPECT_EQ(EncodeHex(map), "a8" "0a01" "186402" "2003" "617a04" "62616105" "81186406"
-                            "812007" "f408");
+  EXPECT_EQ(EncodeHex(map),
+            "a8"
+            "0a01"
+            "186402"
+            "2003"
+            "617a04"
+            "62616105"
+            "81186406"
+            "812007"
+            "f408");
   // kAsGiven keeps the order.
   EXPECT_EQ(EncodeHex(MapOf({{Text("z"), U(1)}, {U(1), U(2)}}), MapOrder::kAsGiven),
             "a2617a010102");
@@ -532,19 +614,22 @@ TEST(CborEncodeTest, SortsNestedMapsAndShorterKeysFirst) {
       {Value::ByteString(Hex("00")), U(0)},
       {U(1000), U(0)},
   });
-  EXPECT_EQ(EncodeHex(map), "a4" "1903e800" "410000" "616300" "626262a201000200");
+  EXPECT_EQ(EncodeHex(map),
+            "a4"
+            "1903e800"
+            "410000"
+            "616300"
+            "626262a201000200");
 }
 
 TEST(CborValueTest, AsInt64ChecksRange) {
   EXPECT_EQ(*U(0).AsInt64(), 0);
   EXPECT_EQ(*U(9223372036854775807ULL).AsInt64(), std::numeric_limits<int64_t>::max());
   EXPECT_FALSE(U(9223372036854775808ULL).AsInt64().has_value());
-  EXPECT_EQ(*Value::NegInt(9223372036854775807ULL).AsInt64(),
-            std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(*Value::NegInt(9223372036854775807ULL).AsInt64(), std::numeric_limits<int64_t>::min());
   EXPECT_FALSE(Value::NegInt(9223372036854775808ULL).AsInt64().has_value());
   EXPECT_EQ(*I(-1).AsInt64(), -1);
-  EXPECT_EQ(*I(std::numeric_limits<int64_t>::min()).AsInt64(),
-            std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(*I(std::numeric_limits<int64_t>::min()).AsInt64(), std::numeric_limits<int64_t>::min());
   Result<int64_t> r = Text("1").AsInt64();
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code(), Code::kMalformed);
@@ -584,8 +669,7 @@ TEST(CborValueTest, ComparesStructurally) {
 }
 
 TEST(CborDiagnosticTest, RendersNotation) {
-  const Value v = MapOf({{Text("a"), Value::ByteString(Hex("01"))},
-                         {U(1), Arr({U(2), I(-3)})}});
+  const Value v = MapOf({{Text("a"), Value::ByteString(Hex("01"))}, {U(1), Arr({U(2), I(-3)})}});
   EXPECT_EQ(Diagnostic(v), "{\"a\": h'01', 1: [2, -3]}");
   EXPECT_EQ(Diagnostic(*DecodeHex("c11a514b67b0")), "1(1363896240)");
   EXPECT_EQ(Diagnostic(*DecodeHex("3bffffffffffffffff")), "-18446744073709551616");

@@ -255,10 +255,16 @@ class Decoder {
       case CBOR_DECODER_NEDATA:
         return Malformed("truncated");
       case CBOR_DECODER_ERROR:
-        // Only info 31 on major types 0, 1 and 6 is left after the checks above.
-        return Malformed("indefinite length not allowed in " + HexByte(initial));
+        // After the checks above, only info 31 on major types 0, 1 and 6 is left.
+        if (info == 31) {
+          return Malformed("indefinite length not allowed in " + HexByte(initial));
+        }
+        return Malformed("malformed head " + HexByte(initial));
     }
-    ENCLAVIA_CHECK(ev.kind != Event::Kind::kNone && r.read > 0 && r.read <= data_.size() - pos_);
+    // A libcbor bug must not crash the enclave, nor advance past the input.
+    if (ev.kind == Event::Kind::kNone || r.read == 0 || r.read > data_.size() - pos_) {
+      return Error(Code::kInternal, "cbor: libcbor reported no item at " + HexByte(initial));
+    }
     pos_ += r.read;
     return ev;
   }
@@ -343,8 +349,7 @@ class Decoder {
         return OpenContainer(Frame::Indefinite(Frame::Kind::kArray));
       case Kind::kMap:
         RETURN_IF_ERROR(CheckCount(ev.arg, 2));
-        RETURN_IF_ERROR(
-            OpenContainer(Frame::Definite(Frame::Kind::kMap, ev.arg * 2)));
+        RETURN_IF_ERROR(OpenContainer(Frame::Definite(Frame::Kind::kMap, ev.arg * 2)));
         return ev.arg == 0 ? CloseTop() : Ok();
       case Kind::kIndefiniteMap:
         RETURN_IF_ERROR(CheckIndefiniteAllowed());

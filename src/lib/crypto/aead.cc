@@ -4,6 +4,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <array>
 #include <climits>
 
 #include <openssl/evp.h>
@@ -16,7 +17,7 @@ namespace enclavia::crypto {
 namespace {
 
 // One message for every failed Open, whatever the cause: callers get no oracle.
-constexpr const char kOpenFailed[] = "aead: authentication failed";
+constexpr const char* kOpenFailed = "aead: authentication failed";
 
 static_assert(crypto_aead_chacha20poly1305_ietf_KEYBYTES == kAeadKeySize);
 static_assert(crypto_aead_chacha20poly1305_ietf_NPUBBYTES == kAeadNonceSize);
@@ -96,8 +97,8 @@ Result<SecretBytes> GcmOpen(ByteSpan key, ByteSpan nonce, ByteSpan aad, ByteSpan
                           const_cast<uint8_t*>(sealed.data() + ct_size)) != 1) {
     return Error(Code::kVerifyFailed, kOpenFailed);
   }
-  uint8_t final_block[16];
-  if (EVP_DecryptFinal_ex(ctx.get(), final_block, &len) != 1) {
+  std::array<uint8_t, 16> final_block{};
+  if (EVP_DecryptFinal_ex(ctx.get(), final_block.data(), &len) != 1) {
     return Error(Code::kVerifyFailed, kOpenFailed);
   }
   ENCLAVIA_CHECK(len == 0 && written == ct_size);
@@ -149,7 +150,7 @@ Result<AeadKey> AeadKey::Create(AeadAlgorithm alg, ByteSpan key) {
 AeadKey AeadKey::Generate(AeadAlgorithm alg) {
   Secret<kAeadKeySize> fresh;
   RandomFill(fresh.MutableBytes());
-  return AeadKey(alg, fresh.Expose());
+  return {alg, fresh.Expose()};
 }
 
 Result<Bytes> AeadKey::Seal(ByteSpan nonce, ByteSpan aad, ByteSpan plaintext) const {

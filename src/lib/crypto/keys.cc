@@ -21,7 +21,7 @@ using internal::OsslError;
 
 // One message for every failed verification, whatever the cause: callers get no
 // oracle.
-constexpr const char kVerifyFailedMessage[] = "signature verification failed";
+constexpr const char* kVerifyFailedMessage = "signature verification failed";
 
 // scrypt cost for encrypted PEM: the `openssl pkcs8 -scrypt` defaults (N=2^14,
 // r=8, p=1).
@@ -170,7 +170,7 @@ Result<ossl::Ptr<EVP_PKEY>> EcPublicFromPoint(const char* group, ByteSpan point)
 
 Result<Bytes> BnToPadded(const BIGNUM* bn, size_t size) {
   Bytes out(size);
-  if (BN_is_negative(bn) || BN_bn2binpad(bn, out.data(), static_cast<int>(size)) < 0) {
+  if (BN_is_negative(bn) != 0 || BN_bn2binpad(bn, out.data(), static_cast<int>(size)) < 0) {
     return Error(Code::kMalformed, "ecdsa: value out of range");
   }
   return out;
@@ -180,7 +180,8 @@ Bytes BioContents(BIO* bio) {
   BUF_MEM* mem = nullptr;
   BIO_get_mem_ptr(bio, &mem);
   ENCLAVIA_CHECK(mem != nullptr);
-  return Bytes(mem->data, mem->data + mem->length);
+  const auto* data = reinterpret_cast<const uint8_t*>(mem->data);
+  return {data, data + mem->length};
 }
 
 }  // namespace
@@ -332,7 +333,7 @@ PrivateKey PrivateKey::Generate(SignatureAlgorithm alg) {
       break;
   }
   ENCLAVIA_CHECK(raw != nullptr);
-  return PrivateKey(alg, ossl::Ptr<EVP_PKEY>(raw));
+  return {alg, ossl::Ptr<EVP_PKEY>(raw)};
 }
 
 Result<PrivateKey> PrivateKey::FromPem(std::string_view pem,
@@ -387,7 +388,7 @@ PublicKey PrivateKey::public_key() const {
   ENCLAVIA_CHECK(spki.has_value());
   Result<ossl::Ptr<EVP_PKEY>> key = D2iPubkey(*spki);
   ENCLAVIA_CHECK(key.has_value());
-  return PublicKey(alg_, std::move(key).value());
+  return {alg_, std::move(key).value()};
 }
 
 Result<SecretBytes> PrivateKey::ToPem(std::optional<std::string_view> passphrase) const {

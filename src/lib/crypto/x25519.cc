@@ -32,7 +32,7 @@ X25519Keypair X25519Keypair::FromPrivate(std::span<const uint8_t, kX25519KeySize
 
 Result<Secret<kX25519KeySize>> X25519(const Secret<kX25519KeySize>& private_key,
                                       ByteSpan peer_public_key) {
-  constexpr const char kFailed[] = "x25519: invalid peer public key";
+  constexpr const char* kFailed = "x25519: invalid peer public key";
   if (peer_public_key.size() != kX25519KeySize) {
     return Error(Code::kVerifyFailed, kFailed);
   }

@@ -54,7 +54,7 @@ std::string BioString(BIO* bio) {
   BUF_MEM* mem = nullptr;
   BIO_get_mem_ptr(bio, &mem);
   ENCLAVIA_CHECK(mem != nullptr);
-  return std::string(mem->data, mem->length);
+  return {mem->data, mem->length};
 }
 
 std::string NameToString(const X509_NAME* name) {
@@ -113,7 +113,7 @@ Error PathError(Code code, std::span<const Certificate> path, size_t index,
   std::string message = "certificate " + std::to_string(index + 1) + " of " +
                         std::to_string(path.size()) + " (" + CertName(path[index]) +
                         "): " + std::string(reason);
-  return Error(code, std::move(message));
+  return {code, std::move(message)};
 }
 
 struct VerifyErrorInfo {
@@ -493,7 +493,7 @@ Result<Certificate> IssueCertificate(const CertificateSpec& spec, const PublicKe
   if (serial_bn == nullptr) {
     return OsslError(Code::kInternal, "x509: BN_bin2bn failed");
   }
-  if (BN_is_zero(serial_bn.get())) {
+  if (BN_is_zero(serial_bn.get()) != 0) {
     return Error(Code::kInvalidArgument, "x509: serial must be positive");
   }
   ossl::Ptr<ASN1_INTEGER> serial_asn1(BN_to_ASN1_INTEGER(serial_bn.get(), nullptr));
