@@ -20,7 +20,7 @@ constexpr auto kSkew = hours(1);
 constexpr auto kRootLifetime = hours(24 * 365 * 30);
 constexpr auto kIntermediateLifetime = hours(24 * 30);
 constexpr auto kLeafLifetime = hours(3);
-constexpr int64_t kHeaderAlg = 1;   // RFC 9052 §3.1.
+constexpr int64_t kHeaderAlg = 1;  // RFC 9052 §3.1.
 constexpr int64_t kHeaderCrit = 2;
 
 struct Window {
@@ -54,8 +54,9 @@ crypto::PrivateKey NewKey() {
 }
 
 // Issue makes one certificate of the chain; `issuer` null means self-signed by `subject_key`.
-Result<crypto::Certificate> Issue(const std::string& cn, bool default_ca, const CertOptions& options,
-                                  SystemTime now, SystemTime::duration lifetime,
+Result<crypto::Certificate> Issue(const std::string& cn, bool default_ca,
+                                  const CertOptions& options, SystemTime now,
+                                  SystemTime::duration lifetime,
                                   const crypto::PrivateKey& subject_key,
                                   const crypto::PrivateKey& issuer_key,
                                   const crypto::Certificate* issuer) {
@@ -102,9 +103,8 @@ Result<DocumentForge> DocumentForge::Create(const PkiOptions& options) {
   const SystemTime now = options.now;
 
   crypto::PrivateKey root_key = NewKey();
-  ASSIGN_OR_RETURN(crypto::Certificate root,
-                   Issue("forge root", true, options.root, now, kRootLifetime, root_key, root_key,
-                         nullptr));
+  ASSIGN_OR_RETURN(crypto::Certificate root, Issue("forge root", true, options.root, now,
+                                                   kRootLifetime, root_key, root_key, nullptr));
 
   std::vector<crypto::Certificate> intermediates;
   std::vector<crypto::PrivateKey> keys;
@@ -115,18 +115,18 @@ Result<DocumentForge> DocumentForge::Create(const PkiOptions& options) {
   const crypto::PrivateKey* issuer_key = &root_key;
   for (size_t i = 0; i < kForgeIntermediates; ++i) {
     keys.push_back(NewKey());
-    ASSIGN_OR_RETURN(crypto::Certificate cert,
-                     Issue("forge intermediate " + std::to_string(i), true,
-                           options.intermediates[i], now, kIntermediateLifetime, keys.back(),
-                           *issuer_key, issuer));
+    ASSIGN_OR_RETURN(
+        crypto::Certificate cert,
+        Issue("forge intermediate " + std::to_string(i), true, options.intermediates[i], now,
+              kIntermediateLifetime, keys.back(), *issuer_key, issuer));
     intermediates.push_back(std::move(cert));
     issuer = &intermediates.back();
     issuer_key = &keys.back();
   }
   crypto::PrivateKey leaf_key = NewKey();
   ASSIGN_OR_RETURN(crypto::Certificate leaf,
-                   Issue("i-0123456789abcdef0-enc0123456789abcdef.forge", false, options.leaf,
-                         now, kLeafLifetime, leaf_key, *issuer_key, issuer));
+                   Issue("i-0123456789abcdef0-enc0123456789abcdef.forge", false, options.leaf, now,
+                         kLeafLifetime, leaf_key, *issuer_key, issuer));
 
   crypto::PrivateKey unrelated_key = NewKey();
   ASSIGN_OR_RETURN(crypto::Certificate unrelated,

@@ -76,11 +76,11 @@ enum class CabundleEdit {
 
 // EnvelopeShape breaks the COSE_Sign1 structure itself.
 enum class EnvelopeShape {
-  kSign1,               // [protected, {}, payload, signature].
-  kMap,                 // The four parts as values of a map: not an array.
-  kThreeElements,       // [protected, {}, payload]: the signature left out.
-  kPayloadNotBytes,     // The text string "payload" in place of the payload byte string.
-  kProtectedNotBytes,   // The protected header as an embedded map rather than a byte string.
+  kSign1,              // [protected, {}, payload, signature].
+  kMap,                // The four parts as values of a map: not an array.
+  kThreeElements,      // [protected, {}, payload]: the signature left out.
+  kPayloadNotBytes,    // The text string "payload" in place of the payload byte string.
+  kProtectedNotBytes,  // The protected header as an embedded map rather than a byte string.
 };
 
 // SigningKey picks the key that signs the COSE_Sign1.
@@ -129,10 +129,9 @@ class DocumentForge {
   cbor::Value::Map DefaultPayloadFields() const;
 
   // Sign encodes `doc` with attestation::EncodePayload and wraps it per `options`.
-  Result<Bytes> Sign(const attestation::AttestationDocument& doc,
-                     const SignOptions& options = {},
-                     attestation::PayloadMapEncoding encoding =
-                         attestation::PayloadMapEncoding::kDefinite) const;
+  Result<Bytes> Sign(
+      const attestation::AttestationDocument& doc, const SignOptions& options = {},
+      attestation::PayloadMapEncoding encoding = attestation::PayloadMapEncoding::kDefinite) const;
   // SignPayload wraps arbitrary payload bytes per `options`.
   Result<Bytes> SignPayload(ByteSpan payload, const SignOptions& options = {}) const;
 

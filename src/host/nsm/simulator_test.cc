@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "host/nsm/simulator.h"
 
-#include <gtest/gtest.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 
 #include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "lib/attestation/document.h"
 #include "lib/attestation/verifier.h"
@@ -182,8 +183,7 @@ TEST_F(SimulatorTest, DocumentVerifiesUnderTheSimulatorRoot) {
   auto verified = VerifyNow(document);
   ASSERT_TRUE(verified) << verified.error().message();
   EXPECT_EQ(verified->root_fingerprint(), ca_->root().fingerprint_sha256());
-  EXPECT_EQ(verified->document().timestamp_ms,
-            static_cast<uint64_t>(ToUnixMillis(*clock_.now)));
+  EXPECT_EQ(verified->document().timestamp_ms, static_cast<uint64_t>(ToUnixMillis(*clock_.now)));
   EXPECT_EQ(verified->document().digest, "SHA384");
 }
 
@@ -335,8 +335,8 @@ TEST_F(SimulatorTest, GetRandomReturnsFreshBytes) {
 
 TEST_F(SimulatorTest, BootPcrsAppearInDocuments) {
   SimulatorOptions options;
-  options.boot_pcrs = {{0, Pcr(0xb0)}, {1, Pcr(0xa1)}, {2, Pcr(0xa2)}, {4, Pcr(0xa4)},
-                       {8, Pcr(0xa8)}};
+  options.boot_pcrs = {
+      {0, Pcr(0xb0)}, {1, Pcr(0xa1)}, {2, Pcr(0xa2)}, {4, Pcr(0xa4)}, {8, Pcr(0xa8)}};
   auto sim = MakeSimulator(std::move(options));
   TrustPolicy policy;
   policy.expected_pcrs = {{0, Pcr(0xb0)}, {1, Pcr(0xa1)}, {2, Pcr(0xa2)},
@@ -358,8 +358,8 @@ TEST_F(SimulatorTest, RejectsBootPcrOfWrongSize) {
 TEST_F(SimulatorTest, DebugZeroesPcrs0128) {
   SimulatorOptions options;
   options.debug = true;
-  options.boot_pcrs = {{0, Pcr(0xa0)}, {1, Pcr(0xa1)}, {2, Pcr(0xa2)}, {3, Pcr(0xa3)},
-                       {8, Pcr(0xa8)}};
+  options.boot_pcrs = {
+      {0, Pcr(0xa0)}, {1, Pcr(0xa1)}, {2, Pcr(0xa2)}, {3, Pcr(0xa3)}, {8, Pcr(0xa8)}};
   auto sim = MakeSimulator(std::move(options));
   for (uint16_t i : {0, 1, 2, 8}) {
     EXPECT_EQ(sim->DescribePcr(i)->value, Pcr(0)) << "PCR" << i;
@@ -430,9 +430,8 @@ TEST_F(SimulatorTest, PayloadKeysAreInAwsOrder) {
     ASSERT_TRUE(key.is_text());
     keys.push_back(key.as_text());
   }
-  std::vector<std::string> want = {"module_id", "digest",     "timestamp",
-                                   "pcrs",      "certificate", "cabundle",
-                                   "public_key", "user_data", "nonce"};
+  std::vector<std::string> want = {"module_id", "digest",     "timestamp", "pcrs", "certificate",
+                                   "cabundle",  "public_key", "user_data", "nonce"};
   EXPECT_EQ(keys, want);
 }
 
@@ -516,8 +515,8 @@ TEST_F(SimulatorTest, DocumentVerifiesAtItsTimestamp) {
   Bytes document = sim->Attestation({}).value();
   clock_.Advance(hours(1));
   auto parsed = attestation::ParseUnverified(document).value();
-  auto verified = TrustingSimulator().Verify(
-      document, FromUnixMillis(parsed.document.timestamp_ms), {});
+  auto verified =
+      TrustingSimulator().Verify(document, FromUnixMillis(parsed.document.timestamp_ms), {});
   EXPECT_TRUE(verified) << verified.error().message();
 }
 

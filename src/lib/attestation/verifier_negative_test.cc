@@ -3,13 +3,13 @@
 // DocumentForge under its own PKI, each rejected with the documented Code and a message that
 // names the check. The forge's well-formed document comes first, so that every rejection below is
 // known to be caused by the one thing each test breaks.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "lib/attestation/document.h"
 #include "lib/attestation/verifier.h"
@@ -24,13 +24,13 @@ namespace {
 
 using std::chrono::hours;
 using std::chrono::minutes;
-using testing::CabundleEdit;
 using testing::CaBit;
+using testing::CabundleEdit;
 using testing::DocumentForge;
 using testing::EnvelopeShape;
 using testing::PkiOptions;
-using testing::SignOptions;
 using testing::SigningKey;
+using testing::SignOptions;
 using testing::Validity;
 
 DocumentForge MakeForge(const PkiOptions& options = {}) {
@@ -61,8 +61,8 @@ Bytes SignDefault(const DocumentForge& forge, const SignOptions& options = {}) {
 ::testing::AssertionResult Rejected(const Result<VerifiedAttestation>& result, Code code,
                                     std::string_view needle) {
   if (result.has_value()) {
-    return ::testing::AssertionFailure() << "verified; want " << CodeName(code) << " (" << needle
-                                         << ")";
+    return ::testing::AssertionFailure()
+           << "verified; want " << CodeName(code) << " (" << needle << ")";
   }
   const Error& error = result.error();
   if (error.code() != code) {
@@ -78,8 +78,8 @@ Bytes SignDefault(const DocumentForge& forge, const SignOptions& options = {}) {
 
 ::testing::AssertionResult Verified(const Result<VerifiedAttestation>& result) {
   if (!result.has_value()) {
-    return ::testing::AssertionFailure() << CodeName(result.error().code()) << ": "
-                                         << result.error().message();
+    return ::testing::AssertionFailure()
+           << CodeName(result.error().code()) << ": " << result.error().message();
   }
   return ::testing::AssertionSuccess();
 }
@@ -162,8 +162,7 @@ TEST(VerifierTest, AcceptsOptionalFieldsOf1024Bytes) {
 
 TEST(VerifierTest, AcceptsIndefiniteLengthPayloadMap) {
   DocumentForge forge = MakeForge();
-  Bytes document =
-      forge.Sign(forge.DefaultDocument(), {}, PayloadMapEncoding::kIndefinite).value();
+  Bytes document = forge.Sign(forge.DefaultDocument(), {}, PayloadMapEncoding::kIndefinite).value();
   auto verified = VerifyAtNow(forge, document);
   ASSERT_TRUE(Verified(verified));
   EXPECT_EQ(verified->document(), forge.DefaultDocument());
@@ -201,8 +200,8 @@ TEST(VerifierTest, RejectsAlgorithmEdDsa) {
 
 TEST(VerifierTest, RejectsCritHeader) {
   DocumentForge forge = MakeForge();
-  EXPECT_TRUE(Rejected(VerifyAtNow(forge, SignDefault(forge, {.crit = true})),
-                       Code::kUnsupported, "critical header parameters"));
+  EXPECT_TRUE(Rejected(VerifyAtNow(forge, SignDefault(forge, {.crit = true})), Code::kUnsupported,
+                       "critical header parameters"));
 }
 
 TEST(VerifierTest, RejectsWrongTag) {
@@ -220,23 +219,23 @@ TEST(VerifierTest, RejectsEnvelopeThatIsNotAnArray) {
 
 TEST(VerifierTest, RejectsEnvelopeArrayOfThree) {
   DocumentForge forge = MakeForge();
-  EXPECT_TRUE(Rejected(
-      VerifyAtNow(forge, SignDefault(forge, {.shape = EnvelopeShape::kThreeElements})),
-      Code::kMalformed, "not an array of 4"));
+  EXPECT_TRUE(
+      Rejected(VerifyAtNow(forge, SignDefault(forge, {.shape = EnvelopeShape::kThreeElements})),
+               Code::kMalformed, "not an array of 4"));
 }
 
 TEST(VerifierTest, RejectsPayloadThatIsNotAByteString) {
   DocumentForge forge = MakeForge();
-  EXPECT_TRUE(Rejected(
-      VerifyAtNow(forge, SignDefault(forge, {.shape = EnvelopeShape::kPayloadNotBytes})),
-      Code::kMalformed, "payload is not a byte string"));
+  EXPECT_TRUE(
+      Rejected(VerifyAtNow(forge, SignDefault(forge, {.shape = EnvelopeShape::kPayloadNotBytes})),
+               Code::kMalformed, "payload is not a byte string"));
 }
 
 TEST(VerifierTest, RejectsProtectedHeaderThatIsNotAByteString) {
   DocumentForge forge = MakeForge();
-  EXPECT_TRUE(Rejected(
-      VerifyAtNow(forge, SignDefault(forge, {.shape = EnvelopeShape::kProtectedNotBytes})),
-      Code::kMalformed, "protected header is not a byte string"));
+  EXPECT_TRUE(
+      Rejected(VerifyAtNow(forge, SignDefault(forge, {.shape = EnvelopeShape::kProtectedNotBytes})),
+               Code::kMalformed, "protected header is not a byte string"));
 }
 
 TEST(VerifierTest, RejectsSignatureOf95Bytes) {
@@ -303,9 +302,8 @@ TEST(VerifierTest, RejectsMissingPcrs) {
 
 TEST(VerifierTest, RejectsMissingCertificate) {
   DocumentForge forge = MakeForge();
-  EXPECT_TRUE(
-      Rejected(VerifyAtNow(forge, SignFields(forge, FieldsWithout(forge, "certificate"))),
-               Code::kMalformed, "missing field certificate"));
+  EXPECT_TRUE(Rejected(VerifyAtNow(forge, SignFields(forge, FieldsWithout(forge, "certificate"))),
+                       Code::kMalformed, "missing field certificate"));
 }
 
 TEST(VerifierTest, RejectsMissingCabundle) {
@@ -323,8 +321,7 @@ TEST(VerifierTest, RejectsUnknownField) {
 
 TEST(VerifierTest, RejectsUnknownFieldWithAOneLineMessage) {
   DocumentForge forge = MakeForge();
-  cbor::Value::Map fields =
-      FieldsWith(forge, "x\n\x1b[31mfake: ok", cbor::Value::TextString("x"));
+  cbor::Value::Map fields = FieldsWith(forge, "x\n\x1b[31mfake: ok", cbor::Value::TextString("x"));
   auto result = VerifyAtNow(forge, SignFields(forge, fields));
   ASSERT_TRUE(Rejected(result, Code::kMalformed, "unknown field"));
   // Attacker-chosen text must not break the one-line reason or reach a terminal raw.
@@ -343,9 +340,8 @@ TEST(VerifierTest, RejectsDuplicateField) {
   DocumentForge forge = MakeForge();
   cbor::Value::Map fields = forge.DefaultPayloadFields();
   testing::AppendField(fields, "module_id", cbor::Value::TextString("i-other-enc0"));
-  EXPECT_TRUE(
-      Rejected(VerifyAtNow(forge, SignFields(forge, fields)), Code::kMalformed,
-               "duplicate map key"));
+  EXPECT_TRUE(Rejected(VerifyAtNow(forge, SignFields(forge, fields)), Code::kMalformed,
+                       "duplicate map key"));
 }
 
 TEST(VerifierTest, RejectsDuplicateFieldInIndefiniteMap) {
@@ -359,9 +355,8 @@ TEST(VerifierTest, RejectsDuplicateFieldInIndefiniteMap) {
 TEST(VerifierTest, RejectsEmptyModuleId) {
   DocumentForge forge = MakeForge();
   cbor::Value::Map fields = FieldsWith(forge, "module_id", cbor::Value::TextString(""));
-  EXPECT_TRUE(
-      Rejected(VerifyAtNow(forge, SignFields(forge, fields)), Code::kMalformed,
-               "module_id: not a non-empty text string"));
+  EXPECT_TRUE(Rejected(VerifyAtNow(forge, SignFields(forge, fields)), Code::kMalformed,
+                       "module_id: not a non-empty text string"));
 }
 
 TEST(VerifierTest, RejectsDigestSha256) {
@@ -374,41 +369,37 @@ TEST(VerifierTest, RejectsDigestSha256) {
 TEST(VerifierTest, RejectsTimestampZero) {
   DocumentForge forge = MakeForge();
   cbor::Value::Map fields = FieldsWith(forge, "timestamp", cbor::Value::Uint(0));
-  EXPECT_TRUE(
-      Rejected(VerifyAtNow(forge, SignFields(forge, fields)), Code::kMalformed,
-               "timestamp: not a positive integer"));
+  EXPECT_TRUE(Rejected(VerifyAtNow(forge, SignFields(forge, fields)), Code::kMalformed,
+                       "timestamp: not a positive integer"));
 }
 
 TEST(VerifierTest, RejectsTimestampOfWrongType) {
   DocumentForge forge = MakeForge();
   cbor::Value::Map fields =
       FieldsWith(forge, "timestamp", cbor::Value::TextString("2025-06-01T12:00:00Z"));
-  EXPECT_TRUE(
-      Rejected(VerifyAtNow(forge, SignFields(forge, fields)), Code::kMalformed,
-               "timestamp: not a positive integer"));
+  EXPECT_TRUE(Rejected(VerifyAtNow(forge, SignFields(forge, fields)), Code::kMalformed,
+                       "timestamp: not a positive integer"));
 }
 
 TEST(VerifierTest, RejectsNegativeTimestamp) {
   DocumentForge forge = MakeForge();
   cbor::Value::Map fields = FieldsWith(forge, "timestamp", cbor::Value::Int(-1));
-  EXPECT_TRUE(
-      Rejected(VerifyAtNow(forge, SignFields(forge, fields)), Code::kMalformed,
-               "timestamp: not a positive integer"));
+  EXPECT_TRUE(Rejected(VerifyAtNow(forge, SignFields(forge, fields)), Code::kMalformed,
+                       "timestamp: not a positive integer"));
 }
 
 TEST(VerifierTest, RejectsPcrsThatAreNotAMap) {
   DocumentForge forge = MakeForge();
-  cbor::Value::Map fields =
-      FieldsWith(forge, "pcrs", cbor::Value::MakeArray({Filled(kPcrSize)}));
-  EXPECT_TRUE(Rejected(VerifyAtNow(forge, SignFields(forge, fields)), Code::kMalformed,
-                       "pcrs: not a map"));
+  cbor::Value::Map fields = FieldsWith(forge, "pcrs", cbor::Value::MakeArray({Filled(kPcrSize)}));
+  EXPECT_TRUE(
+      Rejected(VerifyAtNow(forge, SignFields(forge, fields)), Code::kMalformed, "pcrs: not a map"));
 }
 
 TEST(VerifierTest, RejectsEmptyPcrs) {
   DocumentForge forge = MakeForge();
   cbor::Value::Map fields = FieldsWith(forge, "pcrs", cbor::Value::MakeMap({}));
-  EXPECT_TRUE(Rejected(VerifyAtNow(forge, SignFields(forge, fields)), Code::kMalformed,
-                       "pcrs: 0 entries"));
+  EXPECT_TRUE(
+      Rejected(VerifyAtNow(forge, SignFields(forge, fields)), Code::kMalformed, "pcrs: 0 entries"));
 }
 
 TEST(VerifierTest, RejectsPcrIndex32) {
@@ -451,9 +442,8 @@ TEST(VerifierTest, RejectsCertificateOf1025Bytes) {
 TEST(VerifierTest, RejectsEmptyCabundle) {
   DocumentForge forge = MakeForge();
   cbor::Value::Map fields = FieldsWith(forge, "cabundle", cbor::Value::MakeArray({}));
-  EXPECT_TRUE(
-      Rejected(VerifyAtNow(forge, SignFields(forge, fields)), Code::kMalformed,
-               "cabundle: not a non-empty array"));
+  EXPECT_TRUE(Rejected(VerifyAtNow(forge, SignFields(forge, fields)), Code::kMalformed,
+                       "cabundle: not a non-empty array"));
 }
 
 TEST(VerifierTest, RejectsEmptyCabundleEntry) {
@@ -473,9 +463,8 @@ TEST(VerifierTest, RejectsCabundleThatIsNotAnArray) {
   DocumentForge forge = MakeForge();
   cbor::Value::Map fields =
       FieldsWith(forge, "cabundle", cbor::Value::ByteString(forge.root().der()));
-  EXPECT_TRUE(
-      Rejected(VerifyAtNow(forge, SignFields(forge, fields)), Code::kMalformed,
-               "cabundle: not a non-empty array"));
+  EXPECT_TRUE(Rejected(VerifyAtNow(forge, SignFields(forge, fields)), Code::kMalformed,
+                       "cabundle: not a non-empty array"));
 }
 
 TEST(VerifierTest, RejectsPublicKeyOf1025Bytes) {
@@ -628,8 +617,8 @@ TEST(VerifierTest, RejectsDebugModeDocument) {
   DocumentForge forge = MakeForge();
   AttestationDocument doc = forge.DefaultDocument();
   doc.pcrs[0] = Bytes(kPcrSize, 0);
-  EXPECT_TRUE(Rejected(VerifyAtNow(forge, forge.Sign(doc).value()), Code::kPolicyViolation,
-                       "debug"));
+  EXPECT_TRUE(
+      Rejected(VerifyAtNow(forge, forge.Sign(doc).value()), Code::kPolicyViolation, "debug"));
 }
 
 TEST(VerifierTest, AcceptsDebugModeDocumentWhenAllowed) {
@@ -672,8 +661,8 @@ TEST(VerifierTest, RejectsNonceMismatch) {
   doc.nonce = Bytes{1, 2, 3, 4};
   TrustPolicy policy;
   policy.expected_nonce = Bytes{1, 2, 3, 5};
-  EXPECT_TRUE(Rejected(VerifyAtNow(forge, forge.Sign(doc).value(), policy),
-                       Code::kPolicyViolation, "nonce mismatch"));
+  EXPECT_TRUE(Rejected(VerifyAtNow(forge, forge.Sign(doc).value(), policy), Code::kPolicyViolation,
+                       "nonce mismatch"));
 }
 
 TEST(VerifierTest, RejectsMissingNonce) {
@@ -701,8 +690,8 @@ TEST(VerifierTest, RejectsPublicKeyMismatch) {
   doc.public_key = Bytes(32, 0x77);
   TrustPolicy policy;
   policy.expected_public_key = Bytes(32, 0x78);
-  EXPECT_TRUE(Rejected(VerifyAtNow(forge, forge.Sign(doc).value(), policy),
-                       Code::kPolicyViolation, "public_key mismatch"));
+  EXPECT_TRUE(Rejected(VerifyAtNow(forge, forge.Sign(doc).value(), policy), Code::kPolicyViolation,
+                       "public_key mismatch"));
 }
 
 TEST(VerifierTest, RejectsMissingPublicKey) {
@@ -717,8 +706,7 @@ TEST(VerifierTest, RejectsDocumentOlderThanMaxAge) {
   DocumentForge forge = MakeForge();
   TrustPolicy policy;
   policy.max_age = minutes(5);
-  auto result =
-      TrustingForge(forge).Verify(SignDefault(forge), forge.now() + minutes(10), policy);
+  auto result = TrustingForge(forge).Verify(SignDefault(forge), forge.now() + minutes(10), policy);
   EXPECT_TRUE(Rejected(result, Code::kExpired, "maximum age"));
 }
 
@@ -726,8 +714,7 @@ TEST(VerifierTest, AcceptsDocumentWithinMaxAge) {
   DocumentForge forge = MakeForge();
   TrustPolicy policy;
   policy.max_age = minutes(5);
-  auto result =
-      TrustingForge(forge).Verify(SignDefault(forge), forge.now() + minutes(4), policy);
+  auto result = TrustingForge(forge).Verify(SignDefault(forge), forge.now() + minutes(4), policy);
   EXPECT_TRUE(Verified(result));
 }
 

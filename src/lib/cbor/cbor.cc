@@ -2,6 +2,7 @@
 #include "lib/cbor/cbor.h"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <charconv>
 #include <cmath>
@@ -9,6 +10,7 @@
 #include <numeric>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "lib/base/encoding.h"
 #include "lib/base/reader.h"
@@ -112,6 +114,7 @@ void WriteFloat(Writer& w, double d) {
 
 // EncodeTo appends `v`. Recursion follows the Value's nesting, which decoding bounds by
 // max_depth and which callers build themselves otherwise.
+// NOLINTNEXTLINE(misc-no-recursion): bounded by the Value's nesting (max_depth when decoded).
 void EncodeTo(Writer& w, const Value& v, MapOrder order) {
   switch (v.type()) {
     case Type::kUnsigned:
@@ -184,7 +187,7 @@ void EncodeTo(Writer& w, const Value& v, MapOrder order) {
 }
 
 void AppendEscapedText(std::string& out, const std::string& s) {
-  static constexpr char kHex[] = "0123456789abcdef";
+  static constexpr std::string_view kHex = "0123456789abcdef";
   out += '"';
   for (char c : s) {
     const auto u = static_cast<unsigned char>(c);
@@ -213,11 +216,13 @@ void AppendDouble(std::string& out, double d) {
   }
   // Shortest round-trip digits; positional for moderate exponents (100000.0, 0.00001), as
   // RFC 8949 Appendix A writes them, scientific otherwise (1.0e+300).
-  char buf[64];
-  std::to_chars_result r = std::to_chars(buf, buf + sizeof(buf), d, std::chars_format::scientific);
+  std::array<char, 64> buf{};
+  char* const begin = buf.data();
+  char* const limit = buf.data() + buf.size();
+  std::to_chars_result r = std::to_chars(begin, limit, d, std::chars_format::scientific);
   ENCLAVIA_CHECK(r.ec == std::errc());
   char* end = r.ptr;
-  const char* e_pos = std::find(buf, end, 'e');
+  const char* e_pos = std::find(begin, end, 'e');
   int exponent = 0;
   ENCLAVIA_CHECK(e_pos != end);
   const char* exp_begin = e_pos + 1;
@@ -226,11 +231,11 @@ void AppendDouble(std::string& out, double d) {
   }
   ENCLAVIA_CHECK(std::from_chars(exp_begin, end, exponent).ec == std::errc());
   if (exponent >= -5 && exponent < 17) {
-    r = std::to_chars(buf, buf + sizeof(buf), d, std::chars_format::fixed);
+    r = std::to_chars(begin, limit, d, std::chars_format::fixed);
     ENCLAVIA_CHECK(r.ec == std::errc());
     end = r.ptr;
   }
-  std::string s(buf, end);
+  std::string s(begin, end);
   // Diagnostic notation marks floats with a fraction or exponent: 1.0, 1.0e+300.
   if (s.find('.') == std::string::npos) {
     const size_t e = s.find('e');
@@ -243,6 +248,7 @@ void AppendDouble(std::string& out, double d) {
   out += s;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): bounded by the Value's nesting (max_depth when decoded).
 void AppendDiagnostic(std::string& out, const Value& v, size_t max_bytes) {
   switch (v.type()) {
     case Type::kUnsigned:
@@ -516,17 +522,17 @@ Result<int64_t> Value::AsInt64() const {
   constexpr auto kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
   if (type_ == Type::kUnsigned) {
     if (scalar_ > kMax) {
-      return Error(Code::kMalformed, "cbor: integer out of int64 range");
+      return Error{Code::kMalformed, "cbor: integer out of int64 range"};
     }
     return static_cast<int64_t>(scalar_);
   }
   if (type_ == Type::kNegative) {
     if (scalar_ > kMax) {
-      return Error(Code::kMalformed, "cbor: integer out of int64 range");
+      return Error{Code::kMalformed, "cbor: integer out of int64 range"};
     }
     return -1 - static_cast<int64_t>(scalar_);
   }
-  return Error(Code::kMalformed, "cbor: not an integer");
+  return Error{Code::kMalformed, "cbor: not an integer"};
 }
 
 const Value* Value::Find(std::string_view key) const {
@@ -554,17 +560,42 @@ const Value* Value::Find(int64_t key) const {
   return nullptr;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): bounded by the Value's nesting (max_depth when decoded).
 bool Value::operator==(const Value& other) const {
   if (type_ != other.type_ || scalar_ != other.scalar_) {
     return false;
   }
   switch (type_) {
     case Type::kBytes:
+      return as_bytes() == other.as_bytes();
     case Type::kText:
-    case Type::kArray:
-    case Type::kMap:
-      // Vector and pair equality recurse into Value::operator==.
-      return payload_ == other.payload_;
+      return as_text() == other.as_text();
+    case Type::kArray: {
+      const Array& a = as_array();
+      const Array& b = other.as_array();
+      if (a.size() != b.size()) {
+        return false;
+      }
+      for (size_t i = 0; i < a.size(); ++i) {
+        if (!(a[i] == b[i])) {
+          return false;
+        }
+      }
+      return true;
+    }
+    case Type::kMap: {
+      const Map& a = as_map();
+      const Map& b = other.as_map();
+      if (a.size() != b.size()) {
+        return false;
+      }
+      for (size_t i = 0; i < a.size(); ++i) {
+        if (!(a[i].first == b[i].first) || !(a[i].second == b[i].second)) {
+          return false;
+        }
+      }
+      return true;
+    }
     case Type::kTag:
       return tagged() == other.tagged();
     default:
@@ -573,6 +604,7 @@ bool Value::operator==(const Value& other) const {
   }
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): bounded by the Value's nesting (max_depth when decoded).
 Bytes Encode(const Value& value, MapOrder order) {
   Writer w;
   EncodeTo(w, value, order);

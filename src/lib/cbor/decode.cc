@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -16,7 +17,9 @@
 namespace enclavia::cbor {
 namespace {
 
-Error Malformed(std::string message) { return Error(Code::kMalformed, "cbor: " + message); }
+Error Malformed(std::string_view message) {
+  return {Code::kMalformed, "cbor: " + std::string(message)};
+}
 
 std::string HexByte(uint8_t b) { return "0x" + HexEncode(ByteSpan(&b, 1)); }
 
@@ -164,6 +167,7 @@ constexpr cbor_callbacks kCallbacks = {
 // Frame is an open container or indefinite-length string.
 struct Frame {
   enum class Kind { kArray, kMap, kTag, kByteChunks, kTextChunks };
+  explicit Frame(Kind k) : kind(k) {}
   static Frame Definite(Kind kind, uint64_t remaining) {
     Frame f(kind);
     f.remaining = remaining;
@@ -189,9 +193,6 @@ struct Frame {
   std::optional<Value> key;  // A map key waiting for its value.
   Bytes bytes;
   std::string text;
-
- private:
-  explicit Frame(Kind k) : kind(k) {}
 };
 
 class Decoder {
