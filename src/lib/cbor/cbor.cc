@@ -432,7 +432,7 @@ Value Value::Boolean(bool b) {
   return out;
 }
 
-Value Value::Null() { return Value(); }
+Value Value::Null() { return {}; }
 
 Value Value::Undefined() {
   Value out;

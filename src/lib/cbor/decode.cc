@@ -167,24 +167,7 @@ constexpr cbor_callbacks kCallbacks = {
 // Frame is an open container or indefinite-length string.
 struct Frame {
   enum class Kind { kArray, kMap, kTag, kByteChunks, kTextChunks };
-  explicit Frame(Kind k) : kind(k) {}
-  static Frame Definite(Kind kind, uint64_t remaining) {
-    Frame f(kind);
-    f.remaining = remaining;
-    return f;
-  }
-  static Frame Indefinite(Kind kind) {
-    Frame f(kind);
-    f.indefinite = true;
-    return f;
-  }
-  static Frame Tag(uint64_t tag) {
-    Frame f(Kind::kTag);
-    f.tag = tag;
-    return f;
-  }
-
-  Kind kind;
+  Kind kind = Kind::kArray;
   bool indefinite = false;
   uint64_t remaining = 0;  // Definite arrays and maps: entries (maps: keys + values) still due.
   uint64_t tag = 0;
@@ -194,6 +177,27 @@ struct Frame {
   Bytes bytes;
   std::string text;
 };
+
+Frame DefiniteFrame(Frame::Kind kind, uint64_t remaining) {
+  Frame f;
+  f.kind = kind;
+  f.remaining = remaining;
+  return f;
+}
+
+Frame IndefiniteFrame(Frame::Kind kind) {
+  Frame f;
+  f.kind = kind;
+  f.indefinite = true;
+  return f;
+}
+
+Frame TagFrame(uint64_t tag) {
+  Frame f;
+  f.kind = Frame::Kind::kTag;
+  f.tag = tag;
+  return f;
+}
 
 class Decoder {
  public:
@@ -335,28 +339,28 @@ class Decoder {
         return Emit(Value::TextString(AsString(ev.data)));
       case Kind::kBytesStart:
         RETURN_IF_ERROR(CheckIndefiniteAllowed());
-        stack_.push_back(Frame::Indefinite(Frame::Kind::kByteChunks));
+        stack_.push_back(IndefiniteFrame(Frame::Kind::kByteChunks));
         return Ok();
       case Kind::kTextStart:
         RETURN_IF_ERROR(CheckIndefiniteAllowed());
-        stack_.push_back(Frame::Indefinite(Frame::Kind::kTextChunks));
+        stack_.push_back(IndefiniteFrame(Frame::Kind::kTextChunks));
         return Ok();
       case Kind::kArray:
         RETURN_IF_ERROR(CheckCount(ev.arg, 1));
-        RETURN_IF_ERROR(OpenContainer(Frame::Definite(Frame::Kind::kArray, ev.arg)));
+        RETURN_IF_ERROR(OpenContainer(DefiniteFrame(Frame::Kind::kArray, ev.arg)));
         return ev.arg == 0 ? CloseTop() : Ok();
       case Kind::kIndefiniteArray:
         RETURN_IF_ERROR(CheckIndefiniteAllowed());
-        return OpenContainer(Frame::Indefinite(Frame::Kind::kArray));
+        return OpenContainer(IndefiniteFrame(Frame::Kind::kArray));
       case Kind::kMap:
         RETURN_IF_ERROR(CheckCount(ev.arg, 2));
-        RETURN_IF_ERROR(OpenContainer(Frame::Definite(Frame::Kind::kMap, ev.arg * 2)));
+        RETURN_IF_ERROR(OpenContainer(DefiniteFrame(Frame::Kind::kMap, ev.arg * 2)));
         return ev.arg == 0 ? CloseTop() : Ok();
       case Kind::kIndefiniteMap:
         RETURN_IF_ERROR(CheckIndefiniteAllowed());
-        return OpenContainer(Frame::Indefinite(Frame::Kind::kMap));
+        return OpenContainer(IndefiniteFrame(Frame::Kind::kMap));
       case Kind::kTag:
-        return OpenContainer(Frame::Tag(ev.arg));
+        return OpenContainer(TagFrame(ev.arg));
       case Kind::kFloat:
         return Emit(Value::Double(ev.number));
       case Kind::kBool:
