@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "host/nsm/simulator.h"
 
-#include <stdlib.h>
-
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -44,26 +43,37 @@ class TempDir {
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
+  TempDir(TempDir&&) = delete;
+  TempDir& operator=(TempDir&&) = delete;
   ~TempDir() {
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
   }
-  const std::string& path() const { return path_; }
+  [[nodiscard]] const std::string& Path() const { return path_; }
 
  private:
   std::string path_;
 };
 
 // FakeClock is a settable clock shared with the simulator.
-struct FakeClock {
-  std::shared_ptr<SystemTime> now = std::make_shared<SystemTime>(kStart);
-  Clock AsClock() const {
-    return [now = now] { return *now; };
+class FakeClock {
+ public:
+  [[nodiscard]] SystemTime Now() const { return *now_; }
+  [[nodiscard]] Clock AsClock() const {
+    return [now = now_] { return *now; };
   }
-  void Advance(SystemTime::duration d) const { *now += d; }
+  void Advance(SystemTime::duration d) const { *now_ += d; }
+
+ private:
+  std::shared_ptr<SystemTime> now_ = std::make_shared<SystemTime>(kStart);
 };
 
-Bytes Pcr(uint8_t fill) { return Bytes(attestation::kPcrSize, fill); }
+constexpr size_t kMaxPemSize = size_t{64} * 1024;
+
+Bytes Pcr(uint8_t fill) {
+  Bytes pcr(attestation::kPcrSize, fill);
+  return pcr;
+}
 
 constexpr uint8_t kPcr0Fill = 0xa0;
 
@@ -71,7 +81,7 @@ class SimulatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(crypto::Init());
-    auto ca = SimulatorCa::LoadOrCreate(dir_.path() + "/state", clock_.AsClock());
+    auto ca = SimulatorCa::LoadOrCreate(dir_.Path() + "/state", clock_.AsClock());
     ASSERT_TRUE(ca) << ca.error().message();
     ca_ = std::make_shared<const SimulatorCa>(std::move(ca).value());
   }
@@ -88,13 +98,13 @@ class SimulatorTest : public ::testing::Test {
     return std::move(sim).value();
   }
 
-  Verifier TrustingSimulator() const {
+  [[nodiscard]] Verifier TrustingSimulator() const {
     return Verifier::Create(AwsRoot::kDoNotTrust, {ca_->root()}).value();
   }
 
   Result<attestation::VerifiedAttestation> VerifyNow(ByteSpan document,
                                                      const TrustPolicy& policy = {}) const {
-    return TrustingSimulator().Verify(document, *clock_.now, policy);
+    return TrustingSimulator().Verify(document, clock_.Now(), policy);
   }
 
   // Parts decodes a document's COSE_Sign1 array and its payload map.
@@ -107,72 +117,74 @@ class SimulatorTest : public ::testing::Test {
     return cbor::Decode(Parts(document)[2].as_bytes()).value();
   }
 
+  // NOLINTBEGIN(misc-non-private-member-variables-in-classes): gtest fixtures share state.
   TempDir dir_;
   FakeClock clock_;
   std::shared_ptr<const SimulatorCa> ca_;
+  // NOLINTEND(misc-non-private-member-variables-in-classes)
 };
 
 // --- SimulatorCa ---
 
 TEST_F(SimulatorTest, LoadOrCreateWritesRootPemAndPrivateKey) {
   TempDir dir;
-  std::string state = dir.path() + "/fresh";
+  std::string state = dir.Path() + "/fresh";
   ASSERT_TRUE(SimulatorCa::LoadOrCreate(state, clock_.AsClock()));
   struct stat st {};
   ASSERT_EQ(::stat((state + "/root.pem").c_str(), &st), 0);
   ASSERT_EQ(::stat((state + "/root.key").c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(st.st_mode & 0777, 0600U);
   ASSERT_EQ(::stat(state.c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  EXPECT_EQ(st.st_mode & 0777, 0700U);
 }
 
 TEST_F(SimulatorTest, LoadOrCreateReturnsTheSameRootTwice) {
-  auto again = SimulatorCa::LoadOrCreate(dir_.path() + "/state", clock_.AsClock());
+  auto again = SimulatorCa::LoadOrCreate(dir_.Path() + "/state", clock_.AsClock());
   ASSERT_TRUE(again) << again.error().message();
   EXPECT_EQ(again->root().der(), ca_->root().der());
   EXPECT_EQ(again->key().public_key().ToSpki(), ca_->key().public_key().ToSpki());
-  Bytes pem = ReadFile(dir_.path() + "/state/root.pem", 64 * 1024).value();
+  Bytes pem = ReadFile(dir_.Path() + "/state/root.pem", kMaxPemSize).value();
   EXPECT_EQ(crypto::Certificate::FromPem(AsString(pem))->der(), ca_->root().der());
 }
 
 TEST_F(SimulatorTest, RootIsAP384CaValidAtCreation) {
   EXPECT_EQ(ca_->root().public_key()->algorithm(), crypto::SignatureAlgorithm::kEcdsaP384Sha384);
-  EXPECT_LE(ca_->root().not_before(), *clock_.now);
-  EXPECT_GT(ca_->root().not_after(), *clock_.now + hours(24 * 365 * 29));
+  EXPECT_LE(ca_->root().not_before(), clock_.Now());
+  EXPECT_GT(ca_->root().not_after(), clock_.Now() + hours(24 * 365 * 29));
 }
 
 TEST_F(SimulatorTest, LoadOrCreateRejectsMismatchedKey) {
   TempDir other;
-  ASSERT_TRUE(SimulatorCa::LoadOrCreate(other.path() + "/state", clock_.AsClock()));
-  std::filesystem::copy_file(other.path() + "/state/root.key", dir_.path() + "/state/root.key",
+  ASSERT_TRUE(SimulatorCa::LoadOrCreate(other.Path() + "/state", clock_.AsClock()));
+  std::filesystem::copy_file(other.Path() + "/state/root.key", dir_.Path() + "/state/root.key",
                              std::filesystem::copy_options::overwrite_existing);
-  auto result = SimulatorCa::LoadOrCreate(dir_.path() + "/state", clock_.AsClock());
+  auto result = SimulatorCa::LoadOrCreate(dir_.Path() + "/state", clock_.AsClock());
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().code(), Code::kFailedPrecondition);
   EXPECT_NE(result.error().message().find("does not match"), std::string::npos);
 }
 
 TEST_F(SimulatorTest, LoadOrCreateRejectsMissingKeyFile) {
-  std::filesystem::remove(dir_.path() + "/state/root.key");
-  auto result = SimulatorCa::LoadOrCreate(dir_.path() + "/state", clock_.AsClock());
+  std::filesystem::remove(dir_.Path() + "/state/root.key");
+  auto result = SimulatorCa::LoadOrCreate(dir_.Path() + "/state", clock_.AsClock());
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().code(), Code::kFailedPrecondition);
   // Never silently replaced: root.pem is still the old root.
-  Bytes pem = ReadFile(dir_.path() + "/state/root.pem", 64 * 1024).value();
+  Bytes pem = ReadFile(dir_.Path() + "/state/root.pem", kMaxPemSize).value();
   EXPECT_EQ(crypto::Certificate::FromPem(AsString(pem))->der(), ca_->root().der());
 }
 
 TEST_F(SimulatorTest, LoadOrCreateRejectsMissingCertificateFile) {
-  std::filesystem::remove(dir_.path() + "/state/root.pem");
-  auto result = SimulatorCa::LoadOrCreate(dir_.path() + "/state", clock_.AsClock());
+  std::filesystem::remove(dir_.Path() + "/state/root.pem");
+  auto result = SimulatorCa::LoadOrCreate(dir_.Path() + "/state", clock_.AsClock());
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().code(), Code::kFailedPrecondition);
-  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/state/root.pem"));
+  EXPECT_FALSE(std::filesystem::exists(dir_.Path() + "/state/root.pem"));
 }
 
 TEST_F(SimulatorTest, LoadOrCreateRejectsCorruptCertificate) {
-  ASSERT_TRUE(WriteFileAtomic(dir_.path() + "/state/root.pem", AsBytes("not a certificate\n")));
-  EXPECT_FALSE(SimulatorCa::LoadOrCreate(dir_.path() + "/state", clock_.AsClock()));
+  ASSERT_TRUE(WriteFileAtomic(dir_.Path() + "/state/root.pem", AsBytes("not a certificate\n")));
+  EXPECT_FALSE(SimulatorCa::LoadOrCreate(dir_.Path() + "/state", clock_.AsClock()));
 }
 
 // --- Documents and trust ---
@@ -183,7 +195,7 @@ TEST_F(SimulatorTest, DocumentVerifiesUnderTheSimulatorRoot) {
   auto verified = VerifyNow(document);
   ASSERT_TRUE(verified) << verified.error().message();
   EXPECT_EQ(verified->root_fingerprint(), ca_->root().fingerprint_sha256());
-  EXPECT_EQ(verified->document().timestamp_ms, static_cast<uint64_t>(ToUnixMillis(*clock_.now)));
+  EXPECT_EQ(verified->document().timestamp_ms, static_cast<uint64_t>(ToUnixMillis(clock_.Now())));
   EXPECT_EQ(verified->document().digest, "SHA384");
 }
 
@@ -191,7 +203,7 @@ TEST_F(SimulatorTest, DocumentFailsUnderTheAwsRootOnly) {
   auto sim = MakeSimulator();
   Bytes document = sim->Attestation({}).value();
   Verifier aws = Verifier::Create(AwsRoot::kTrust).value();
-  auto result = aws.Verify(document, *clock_.now, {});
+  auto result = aws.Verify(document, clock_.Now(), {});
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().code(), Code::kUntrusted) << result.error().message();
 }
@@ -376,7 +388,7 @@ TEST_F(SimulatorTest, DebugZeroesPcrs0128) {
   auto verified = VerifyNow(document, allow_debug);
   ASSERT_TRUE(verified) << verified.error().message();
   EXPECT_TRUE(verified->debug());
-  for (uint32_t i : {0u, 1u, 2u, 8u}) {
+  for (uint32_t i : {0U, 1U, 2U, 8U}) {
     EXPECT_EQ(verified->document().pcrs.at(i), Pcr(0)) << "PCR" << i;
   }
   EXPECT_EQ(verified->document().pcrs.at(3), Pcr(0xa3));
@@ -387,7 +399,7 @@ TEST_F(SimulatorTest, ExtendedPcrsAboveFifteenAreNotInDocuments) {
   ASSERT_TRUE(sim->ExtendPcr(16, AsBytes("x")));
   auto verified = VerifyNow(sim->Attestation({}).value());
   ASSERT_TRUE(verified) << verified.error().message();
-  EXPECT_EQ(verified->document().pcrs.size(), 16u);
+  EXPECT_EQ(verified->document().pcrs.size(), 16U);
 }
 
 // --- Byte compatibility with AWS's NSM ---
@@ -403,7 +415,7 @@ TEST_F(SimulatorTest, DocumentIsUntagged) {
 TEST_F(SimulatorTest, ProtectedHeaderIsExactlyEs384) {
   auto sim = MakeSimulator();
   cbor::Value::Array parts = Parts(sim->Attestation({}).value());
-  ASSERT_EQ(parts.size(), 4u);
+  ASSERT_EQ(parts.size(), 4U);
   EXPECT_EQ(parts[0].as_bytes(), (Bytes{0xa1, 0x01, 0x38, 0x22}));  // {1: -35}.
 }
 
@@ -418,7 +430,7 @@ TEST_F(SimulatorTest, SignatureIs96Bytes) {
   auto sim = MakeSimulator();
   cbor::Value::Array parts = Parts(sim->Attestation({}).value());
   ASSERT_TRUE(parts[3].is_bytes());
-  EXPECT_EQ(parts[3].as_bytes().size(), 96u);
+  EXPECT_EQ(parts[3].as_bytes().size(), 96U);
 }
 
 TEST_F(SimulatorTest, PayloadKeysAreInAwsOrder) {
@@ -441,11 +453,11 @@ TEST_F(SimulatorTest, PayloadHasSixteenPcrsOf48Bytes) {
   const cbor::Value* pcrs = payload.Find("pcrs");
   ASSERT_NE(pcrs, nullptr);
   ASSERT_TRUE(pcrs->is_map());
-  ASSERT_EQ(pcrs->as_map().size(), 16u);
+  ASSERT_EQ(pcrs->as_map().size(), 16U);
   uint64_t want_index = 0;
   for (const auto& [index, value] : pcrs->as_map()) {
     EXPECT_EQ(index.as_uint(), want_index++);
-    EXPECT_EQ(value.as_bytes().size(), 48u);
+    EXPECT_EQ(value.as_bytes().size(), 48U);
   }
 }
 
@@ -455,7 +467,7 @@ TEST_F(SimulatorTest, CabundleHasFourCertificatesRootFirst) {
   cbor::Value payload = Payload(document);
   const cbor::Value* cabundle = payload.Find("cabundle");
   ASSERT_NE(cabundle, nullptr);
-  ASSERT_EQ(cabundle->as_array().size(), 4u);
+  ASSERT_EQ(cabundle->as_array().size(), 4U);
   EXPECT_EQ(cabundle->as_array()[0].as_bytes(), ca_->root().der());
   // Every certificate in the chain, the leaf too, is P-384.
   std::vector<Bytes> ders;
@@ -523,7 +535,7 @@ TEST_F(SimulatorTest, DocumentVerifiesAtItsTimestamp) {
 TEST_F(SimulatorTest, DocumentFailsAsExpiredFourHoursLater) {
   auto sim = MakeSimulator();
   Bytes document = sim->Attestation({}).value();
-  auto result = TrustingSimulator().Verify(document, *clock_.now + hours(4), {});
+  auto result = TrustingSimulator().Verify(document, clock_.Now() + hours(4), {});
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().code(), Code::kExpired) << result.error().message();
 }
@@ -538,7 +550,7 @@ TEST_F(SimulatorTest, LeafIsRenewedBeforeItExpires) {
   auto first_doc = attestation::ParseUnverified(first).value();
   EXPECT_NE(verified->document().certificate, first_doc.document.certificate);
   auto leaf = crypto::Certificate::FromDer(verified->document().certificate).value();
-  EXPECT_GE(leaf.not_after(), *clock_.now + hours(2));
+  EXPECT_GE(leaf.not_after(), clock_.Now() + hours(2));
   // The intermediates, 30 days long, are kept.
   EXPECT_EQ(verified->document().cabundle, first_doc.document.cabundle);
 }

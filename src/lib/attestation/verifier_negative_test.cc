@@ -179,7 +179,7 @@ TEST(VerifierTest, AcceptsIndefiniteLengthPayloadMapFromForgeEncoder) {
 TEST(VerifierTest, RejectsDocumentOver64KiB) {
   DocumentForge forge = MakeForge();
   // A well-formed, correctly signed document, only too large.
-  Bytes document = SignFields(forge, FieldsWith(forge, "user_data", Filled(70 * 1024)));
+  Bytes document = SignFields(forge, FieldsWith(forge, "user_data", Filled(size_t{70} * 1024)));
   ASSERT_GT(document.size(), kMaxDocumentSize);
   EXPECT_TRUE(Rejected(VerifyAtNow(forge, document), Code::kLimitExceeded, "64 KiB"));
 }
@@ -721,7 +721,7 @@ TEST(VerifierTest, AcceptsDocumentWithinMaxAge) {
 TEST(VerifierTest, RejectsTimestampInTheFuture) {
   DocumentForge forge = MakeForge();
   AttestationDocument doc = forge.DefaultDocument();
-  doc.timestamp_ms += 10 * 60 * 1000;  // Ten minutes ahead; the allowed skew is five.
+  doc.timestamp_ms += uint64_t{10} * 60 * 1000;  // Ten minutes ahead; the allowed skew is five.
   EXPECT_TRUE(
       Rejected(VerifyAtNow(forge, forge.Sign(doc).value()), Code::kExpired, "in the future"));
 }
@@ -729,7 +729,7 @@ TEST(VerifierTest, RejectsTimestampInTheFuture) {
 TEST(VerifierTest, AcceptsTimestampWithinFutureSkew) {
   DocumentForge forge = MakeForge();
   AttestationDocument doc = forge.DefaultDocument();
-  doc.timestamp_ms += 4 * 60 * 1000;
+  doc.timestamp_ms += uint64_t{4} * 60 * 1000;
   EXPECT_TRUE(Verified(VerifyAtNow(forge, forge.Sign(doc).value())));
 }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "lib/crypto/aead.h"
 
+#include <array>
 #include <string_view>
 
 #include <gtest/gtest.h>
@@ -18,8 +19,8 @@ class AeadTest : public ::testing::Test {
   static void SetUpTestSuite() { ASSERT_TRUE(Init().has_value()); }
 };
 
-constexpr AeadAlgorithm kAlgorithms[] = {AeadAlgorithm::kAes256Gcm,
-                                         AeadAlgorithm::kChaCha20Poly1305};
+constexpr std::array<AeadAlgorithm, 2> kAlgorithms = {AeadAlgorithm::kAes256Gcm,
+                                                      AeadAlgorithm::kChaCha20Poly1305};
 
 // McGrew & Viega, "The Galois/Counter Mode of Operation", test case 16 (256-bit key, 60-byte
 // plaintext, 20-byte AAD, 96-bit IV).

@@ -41,9 +41,9 @@ TEST(HashTest, Sha512MatchesFips180Abc) {
 }
 
 TEST(HashTest, DigestSizesMatchAlgorithms) {
-  EXPECT_EQ(DigestSize(HashAlgorithm::kSha256), 32u);
-  EXPECT_EQ(DigestSize(HashAlgorithm::kSha384), 48u);
-  EXPECT_EQ(DigestSize(HashAlgorithm::kSha512), 64u);
+  EXPECT_EQ(DigestSize(HashAlgorithm::kSha256), 32U);
+  EXPECT_EQ(DigestSize(HashAlgorithm::kSha384), 48U);
+  EXPECT_EQ(DigestSize(HashAlgorithm::kSha512), 64U);
 }
 
 TEST(HasherTest, IncrementalMatchesOneShot) {
@@ -129,10 +129,10 @@ TEST(HkdfTest, Sha256MatchesRfc5869Case3) {
 }
 
 TEST(HkdfTest, RejectsOutputLongerThan255Blocks) {
-  auto ok = Hkdf(HashAlgorithm::kSha256, Hex("00"), {}, {}, 255 * 32);
+  auto ok = Hkdf(HashAlgorithm::kSha256, Hex("00"), {}, {}, size_t{255} * 32);
   ASSERT_TRUE(ok.has_value());
-  EXPECT_EQ(ok->size(), 255u * 32u);
-  auto too_long = Hkdf(HashAlgorithm::kSha256, Hex("00"), {}, {}, 255 * 32 + 1);
+  EXPECT_EQ(ok->size(), 255U * 32U);
+  auto too_long = Hkdf(HashAlgorithm::kSha256, Hex("00"), {}, {}, size_t{255} * 32 + 1);
   ASSERT_FALSE(too_long.has_value());
   EXPECT_EQ(too_long.error().code(), Code::kInvalidArgument);
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "lib/crypto/keys.h"
 
+#include <array>
 #include <string>
 #include <string_view>
 
@@ -13,11 +14,11 @@ namespace {
 
 Bytes Hex(std::string_view hex) { return HexDecode(hex).value(); }
 
-constexpr SignatureAlgorithm kEcdsaAlgorithms[] = {SignatureAlgorithm::kEcdsaP256Sha256,
-                                                   SignatureAlgorithm::kEcdsaP384Sha384};
-constexpr SignatureAlgorithm kAllAlgorithms[] = {SignatureAlgorithm::kEcdsaP256Sha256,
-                                                 SignatureAlgorithm::kEcdsaP384Sha384,
-                                                 SignatureAlgorithm::kEd25519};
+constexpr std::array<SignatureAlgorithm, 2> kEcdsaAlgorithms = {
+    SignatureAlgorithm::kEcdsaP256Sha256, SignatureAlgorithm::kEcdsaP384Sha384};
+constexpr std::array<SignatureAlgorithm, 3> kAllAlgorithms = {SignatureAlgorithm::kEcdsaP256Sha256,
+                                                              SignatureAlgorithm::kEcdsaP384Sha384,
+                                                              SignatureAlgorithm::kEd25519};
 
 // Ed25519PrivateKeyFromSeed wraps a 32-byte RFC 8032 secret in PKCS#8 (RFC 8410 §7).
 Result<PrivateKey> Ed25519PrivateKeyFromSeed(std::string_view seed_hex) {
@@ -32,7 +33,7 @@ struct Rfc8032Vector {
 };
 
 // RFC 8032 §7.1, TEST 1 (empty message) and TEST 2 (one byte).
-constexpr Rfc8032Vector kRfc8032Vectors[] = {
+constexpr std::array<Rfc8032Vector, 2> kRfc8032Vectors = {{
     {"9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
      "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "",
      "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9"
@@ -41,7 +42,7 @@ constexpr Rfc8032Vector kRfc8032Vectors[] = {
      "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "72",
      "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f1"
      "1d8c387b2eaeb4302aeeb00d291612bb0c00"},
-};
+}};
 
 TEST(Ed25519Test, MatchesRfc8032Tests1And2) {
   for (const Rfc8032Vector& v : kRfc8032Vectors) {
@@ -161,7 +162,7 @@ TEST(EcdsaTest, DerToRawRejectsNonCanonicalAndOversizedValues) {
   // r = 1, s = 1 in canonical DER converts.
   auto ok = EcdsaDerToRaw(Hex("3006020101020101"), 32);
   ASSERT_TRUE(ok.has_value());
-  EXPECT_EQ(ok->size(), 64u);
+  EXPECT_EQ(ok->size(), 64U);
   EXPECT_EQ((*ok)[31], 1);
   EXPECT_EQ((*ok)[63], 1);
   for (std::string_view bad : {
@@ -206,9 +207,9 @@ TEST(PublicKeyTest, EncodingsRoundTrip) {
     EXPECT_EQ(from_pem->ToSpki(), pub.ToSpki());
 
     const Bytes raw = pub.ToRaw();
-    EXPECT_EQ(raw.size(), alg == SignatureAlgorithm::kEd25519           ? 32u
-                          : alg == SignatureAlgorithm::kEcdsaP256Sha256 ? 65u
-                                                                        : 97u);
+    EXPECT_EQ(raw.size(), alg == SignatureAlgorithm::kEd25519           ? 32U
+                          : alg == SignatureAlgorithm::kEcdsaP256Sha256 ? 65U
+                                                                        : 97U);
     auto from_raw = PublicKey::FromRaw(alg, raw);
     ASSERT_TRUE(from_raw.has_value());
     EXPECT_EQ(from_raw->ToSpki(), pub.ToSpki());

@@ -21,7 +21,8 @@ TEST(SecretTest, MoveConstructionLeavesSourceZeroed) {
   std::fill(a.MutableBytes().begin(), a.MutableBytes().end(), 0xaa);
   Secret<32> b(std::move(a));
   // Reading a moved-from Secret is exactly what this test is about.
-  EXPECT_TRUE(AllZero(a.Expose()));  // NOLINT(bugprone-use-after-move)
+  EXPECT_TRUE(
+      AllZero(a.Expose()));  // NOLINT(bugprone-use-after-move,clang-analyzer-cplusplus.Move)
   EXPECT_TRUE(
       std::all_of(b.Expose().begin(), b.Expose().end(), [](uint8_t x) { return x == 0xaa; }));
 }
@@ -31,7 +32,8 @@ TEST(SecretTest, MoveAssignmentLeavesSourceZeroed) {
   Secret<16> b;
   std::fill(a.MutableBytes().begin(), a.MutableBytes().end(), 0x5c);
   b = std::move(a);
-  EXPECT_TRUE(AllZero(a.Expose()));  // NOLINT(bugprone-use-after-move)
+  EXPECT_TRUE(
+      AllZero(a.Expose()));  // NOLINT(bugprone-use-after-move,clang-analyzer-cplusplus.Move)
   EXPECT_EQ(b.Expose()[15], 0x5c);
 }
 
@@ -40,7 +42,7 @@ TEST(SecretTest, SecretBytesKeepsContentsAcrossMoves) {
   SecretBytes a(data);
   SecretBytes b(std::move(a));
   EXPECT_EQ(ToBytes(b.Expose()), data);
-  EXPECT_EQ(b.size(), 4u);
+  EXPECT_EQ(b.size(), 4U);
   EXPECT_FALSE(b.empty());
   EXPECT_TRUE(SecretBytes().empty());
 }
@@ -75,7 +77,7 @@ TEST(RandomTest, RandomBytesHaveRequestedSizeAndDiffer) {
   ASSERT_TRUE(Init().has_value());
   const Bytes a = RandomBytes(32);
   const Bytes b = RandomBytes(32);
-  EXPECT_EQ(a.size(), 32u);
+  EXPECT_EQ(a.size(), 32U);
   EXPECT_NE(a, b);
   EXPECT_TRUE(RandomBytes(0).empty());
   std::array<uint8_t, 32> buf{};

@@ -44,10 +44,12 @@ struct Chain {
   Certificate i1;
   Certificate i2;
   Certificate leaf;
-
-  std::vector<Certificate> Path() const { return {root, i1, i2, leaf}; }
-  std::vector<Certificate> Roots() const { return {root}; }
 };
+
+std::vector<Certificate> PathOf(const Chain& chain) {
+  return {chain.root, chain.i1, chain.i2, chain.leaf};
+}
+std::vector<Certificate> RootsOf(const Chain& chain) { return {chain.root}; }
 
 Chain BuildChain() {
   PrivateKey root_key = PrivateKey::Generate(SignatureAlgorithm::kEcdsaP384Sha384);
@@ -84,28 +86,28 @@ void ExpectError(const Result<void>& result, Code code, std::string_view fragmen
 
 TEST(VerifyPathTest, AcceptsFourLevelChain) {
   const Chain chain = BuildChain();
-  auto result = VerifyPath(chain.Path(), chain.Roots(), T0());
+  auto result = VerifyPath(PathOf(chain), RootsOf(chain), T0());
   EXPECT_TRUE(result.has_value()) << result.error().message();
 }
 
 TEST(VerifyPathTest, ValidityBoundsAreInclusive) {
   const Chain chain = BuildChain();
-  const std::vector<Certificate> path = chain.Path();
+  const std::vector<Certificate> path = PathOf(chain);
   const SystemTime not_before = chain.leaf.not_before();
   const SystemTime not_after = chain.leaf.not_after();
   EXPECT_EQ(not_before, T0() - hours(1));
   EXPECT_EQ(not_after, T0() + hours(3));
-  EXPECT_TRUE(VerifyPath(path, chain.Roots(), not_before).has_value());
-  EXPECT_TRUE(VerifyPath(path, chain.Roots(), not_after).has_value());
-  ExpectError(VerifyPath(path, chain.Roots(), not_after + milliseconds(1)), Code::kExpired,
+  EXPECT_TRUE(VerifyPath(path, RootsOf(chain), not_before).has_value());
+  EXPECT_TRUE(VerifyPath(path, RootsOf(chain), not_after).has_value());
+  ExpectError(VerifyPath(path, RootsOf(chain), not_after + milliseconds(1)), Code::kExpired,
               "certificate 4 of 4 (CN=leaf): expired");
-  ExpectError(VerifyPath(path, chain.Roots(), not_before - milliseconds(1)), Code::kExpired,
+  ExpectError(VerifyPath(path, RootsOf(chain), not_before - milliseconds(1)), Code::kExpired,
               "certificate 4 of 4 (CN=leaf): not yet valid");
 }
 
 TEST(VerifyPathTest, RejectsExpiredLeaf) {
   const Chain chain = BuildChain();
-  ExpectError(VerifyPath(chain.Path(), chain.Roots(), T0() + hours(4)), Code::kExpired,
+  ExpectError(VerifyPath(PathOf(chain), RootsOf(chain), T0() + hours(4)), Code::kExpired,
               "certificate 4 of 4 (CN=leaf): expired");
 }
 
@@ -120,30 +122,30 @@ TEST(VerifyPathTest, RejectsNotYetValidIntermediate) {
                                       chain.leaf_key.public_key(), chain.i2_key, &late)
                          .value();
   const std::vector<Certificate> path = {chain.root, chain.i1, late, leaf};
-  ExpectError(VerifyPath(path, chain.Roots(), T0()), Code::kExpired,
+  ExpectError(VerifyPath(path, RootsOf(chain), T0()), Code::kExpired,
               "certificate 3 of 4 (CN=late intermediate): not yet valid");
-  EXPECT_TRUE(VerifyPath(path, chain.Roots(), T0() + hours(1)).has_value());
+  EXPECT_TRUE(VerifyPath(path, RootsOf(chain), T0() + hours(1)).has_value());
 }
 
 TEST(VerifyPathTest, RejectsOutOfOrderPath) {
   const Chain chain = BuildChain();
   const std::vector<Certificate> path = {chain.root, chain.i2, chain.i1, chain.leaf};
-  ExpectError(VerifyPath(path, chain.Roots(), T0()), Code::kPolicyViolation,
+  ExpectError(VerifyPath(path, RootsOf(chain), T0()), Code::kPolicyViolation,
               "certificate 2 of 4 (CN=intermediate 2)");
 }
 
 TEST(VerifyPathTest, RejectsRootNotInTrustedSet) {
   const Chain chain = BuildChain();
   const Chain other = BuildChain();
-  ExpectError(VerifyPath(chain.Path(), other.Roots(), T0()), Code::kUntrusted,
+  ExpectError(VerifyPath(PathOf(chain), RootsOf(other), T0()), Code::kUntrusted,
               "certificate 1 of 4 (CN=test root): not a trusted root");
-  ExpectError(VerifyPath(chain.Path(), {}, T0()), Code::kUntrusted, "certificate 1 of 4");
+  ExpectError(VerifyPath(PathOf(chain), {}, T0()), Code::kUntrusted, "certificate 1 of 4");
   // A path whose first element is not the root at all.
   const std::vector<Certificate> headless = {chain.i1, chain.i2, chain.leaf};
-  ExpectError(VerifyPath(headless, chain.Roots(), T0()), Code::kUntrusted, "certificate 1 of 3");
+  ExpectError(VerifyPath(headless, RootsOf(chain), T0()), Code::kUntrusted, "certificate 1 of 3");
   // Several trusted roots: the matching one is found.
   const std::vector<Certificate> roots = {other.root, chain.root};
-  EXPECT_TRUE(VerifyPath(chain.Path(), roots, T0()).has_value());
+  EXPECT_TRUE(VerifyPath(PathOf(chain), roots, T0()).has_value());
 }
 
 TEST(VerifyPathTest, RejectsWrongIssuerSignature) {
@@ -154,7 +156,7 @@ TEST(VerifyPathTest, RejectsWrongIssuerSignature) {
                                         chain.leaf_key.public_key(), impostor, &chain.i2)
                            .value();
   const std::vector<Certificate> path = {chain.root, chain.i1, chain.i2, forged};
-  ExpectError(VerifyPath(path, chain.Roots(), T0()), Code::kVerifyFailed, "certificate 4 of 4");
+  ExpectError(VerifyPath(path, RootsOf(chain), T0()), Code::kVerifyFailed, "certificate 4 of 4");
 }
 
 TEST(VerifyPathTest, RejectsLeafThatIsACa) {
@@ -163,7 +165,7 @@ TEST(VerifyPathTest, RejectsLeafThatIsACa) {
                                          chain.leaf_key.public_key(), chain.i2_key, &chain.i2)
                             .value();
   const std::vector<Certificate> path = {chain.root, chain.i1, chain.i2, ca_leaf};
-  ExpectError(VerifyPath(path, chain.Roots(), T0()), Code::kPolicyViolation,
+  ExpectError(VerifyPath(path, RootsOf(chain), T0()), Code::kPolicyViolation,
               "certificate 4 of 4 (CN=leaf): end-entity certificate is a CA");
 }
 
@@ -176,7 +178,7 @@ TEST(VerifyPathTest, RejectsIntermediateWithoutCaBasicConstraints) {
                                       chain.leaf_key.public_key(), chain.i2_key, &not_ca)
                          .value();
   const std::vector<Certificate> path = {chain.root, chain.i1, not_ca, leaf};
-  ExpectError(VerifyPath(path, chain.Roots(), T0()), Code::kPolicyViolation,
+  ExpectError(VerifyPath(path, RootsOf(chain), T0()), Code::kPolicyViolation,
               "certificate 3 of 4 (CN=not a ca)");
 }
 
@@ -186,31 +188,31 @@ TEST(VerifyPathTest, RejectsExtraCertificateAppended) {
   Certificate sibling = IssueCertificate(Spec("sibling", T0() - hours(1), T0() + hours(3), false),
                                          chain.leaf_key.public_key(), chain.i2_key, &chain.i2)
                             .value();
-  std::vector<Certificate> path = chain.Path();
+  std::vector<Certificate> path = PathOf(chain);
   path.push_back(sibling);
-  ExpectError(VerifyPath(path, chain.Roots(), T0()), Code::kPolicyViolation, "of 5");
+  ExpectError(VerifyPath(path, RootsOf(chain), T0()), Code::kPolicyViolation, "of 5");
   // The leaf repeated.
-  path = chain.Path();
+  path = PathOf(chain);
   path.push_back(chain.leaf);
-  ExpectError(VerifyPath(path, chain.Roots(), T0()), Code::kPolicyViolation, "of 5");
+  ExpectError(VerifyPath(path, RootsOf(chain), T0()), Code::kPolicyViolation, "of 5");
 }
 
 TEST(VerifyPathTest, RejectsPaddedPath) {
   const Chain chain = BuildChain();
   const Chain other = BuildChain();
   const std::vector<Certificate> path = {chain.root, chain.i1, other.i1, chain.i2, chain.leaf};
-  ExpectError(VerifyPath(path, chain.Roots(), T0()), Code::kPolicyViolation,
+  ExpectError(VerifyPath(path, RootsOf(chain), T0()), Code::kPolicyViolation,
               "certificate 3 of 5 (CN=intermediate 1)");
   const std::vector<Certificate> duplicated = {chain.root, chain.i1, chain.i1, chain.i2,
                                                chain.leaf};
-  ExpectError(VerifyPath(duplicated, chain.Roots(), T0()), Code::kPolicyViolation,
+  ExpectError(VerifyPath(duplicated, RootsOf(chain), T0()), Code::kPolicyViolation,
               "certificate 3 of 5");
 }
 
 TEST(VerifyPathTest, RejectsMissingIntermediate) {
   const Chain chain = BuildChain();
   const std::vector<Certificate> path = {chain.root, chain.i2, chain.leaf};
-  auto result = VerifyPath(path, chain.Roots(), T0());
+  auto result = VerifyPath(path, RootsOf(chain), T0());
   ASSERT_FALSE(result.has_value());
   EXPECT_EQ(result.error().code(), Code::kUntrusted) << result.error().message();
 }
@@ -246,10 +248,10 @@ TEST(VerifyPathTest, EnforcesPathLengthConstraint) {
 
 TEST(VerifyPathTest, RejectsDegeneratePaths) {
   const Chain chain = BuildChain();
-  EXPECT_EQ(VerifyPath({}, chain.Roots(), T0()).error().code(), Code::kInvalidArgument);
+  EXPECT_EQ(VerifyPath({}, RootsOf(chain), T0()).error().code(), Code::kInvalidArgument);
   // The root alone: the end entity would be a CA.
   const std::vector<Certificate> root_only = {chain.root};
-  EXPECT_EQ(VerifyPath(root_only, chain.Roots(), T0()).error().code(), Code::kPolicyViolation);
+  EXPECT_EQ(VerifyPath(root_only, RootsOf(chain), T0()).error().code(), Code::kPolicyViolation);
 }
 
 TEST(IssueCertificateTest, SetsProfileExtensionsAndDigests) {
@@ -264,13 +266,13 @@ TEST(IssueCertificateTest, SetsProfileExtensionsAndDigests) {
   EXPECT_EQ(X509_get_signature_nid(chain.leaf.raw()), NID_ecdsa_with_SHA256);  // i2 is P-256.
 
   const uint32_t ca_flags = X509_get_extension_flags(chain.i1.raw());
-  EXPECT_NE(ca_flags & EXFLAG_CA, 0u);
-  EXPECT_NE(ca_flags & EXFLAG_BCONS_CRITICAL, 0u);
+  EXPECT_NE(ca_flags & EXFLAG_CA, 0U);
+  EXPECT_NE(ca_flags & EXFLAG_BCONS_CRITICAL, 0U);
   EXPECT_EQ(X509_get_key_usage(chain.i1.raw()),
             static_cast<uint32_t>(KU_KEY_CERT_SIGN | KU_CRL_SIGN));
   const uint32_t leaf_flags = X509_get_extension_flags(chain.leaf.raw());
-  EXPECT_EQ(leaf_flags & EXFLAG_CA, 0u);
-  EXPECT_NE(leaf_flags & EXFLAG_BCONS, 0u);
+  EXPECT_EQ(leaf_flags & EXFLAG_CA, 0U);
+  EXPECT_NE(leaf_flags & EXFLAG_BCONS, 0U);
   EXPECT_EQ(X509_get_key_usage(chain.leaf.raw()), static_cast<uint32_t>(KU_DIGITAL_SIGNATURE));
 
   // AKI of each certificate is its issuer's SKI; the root's AKI is its own SKI.
@@ -345,7 +347,7 @@ TEST(CertificateTest, PemAndDerRoundTrip) {
   auto all = Certificate::AllFromPem("junk before\n" + chain.root.ToPem() + chain.i1.ToPem() +
                                      chain.leaf.ToPem());
   ASSERT_TRUE(all.has_value());
-  ASSERT_EQ(all->size(), 3u);
+  ASSERT_EQ(all->size(), 3U);
   EXPECT_EQ((*all)[0].der(), chain.root.der());
   EXPECT_EQ((*all)[2].der(), chain.leaf.der());
 
@@ -442,10 +444,10 @@ TEST(NitroChainTest, RealAwsChainsVerifyAtDocumentTime) {
   EXPECT_EQ(aws_root.subject(), "CN=aws.nitro-enclaves,OU=AWS,O=Amazon,C=US");
   const std::vector<Certificate> roots = {aws_root};
   const std::vector<NitroDocument> docs = LoadNitroDocuments();
-  ASSERT_EQ(docs.size(), 6u);
+  ASSERT_EQ(docs.size(), 6U);
   for (const NitroDocument& doc : docs) {
     SCOPED_TRACE(doc.file);
-    ASSERT_EQ(doc.path.size(), 5u);
+    ASSERT_EQ(doc.path.size(), 5U);
     EXPECT_EQ(doc.path[0].der(), aws_root.der());
     EXPECT_EQ(doc.path.back().subject(), doc.expected["leaf_subject"].get<std::string>());
     const auto& subjects = doc.expected["cabundle_subjects_root_first"];
@@ -471,7 +473,7 @@ TEST(NitroChainTest, RealAwsChainsRejectTampering) {
   const std::vector<NitroDocument> docs = LoadNitroDocuments();
   ASSERT_FALSE(docs.empty());
   const NitroDocument& doc = docs[0];
-  ASSERT_EQ(doc.path.size(), 5u);
+  ASSERT_EQ(doc.path.size(), 5U);
 
   std::vector<Certificate> swapped = doc.path;
   std::swap(swapped[1], swapped[2]);
@@ -487,7 +489,7 @@ TEST(NitroChainTest, RealAwsChainsRejectTampering) {
   EXPECT_FALSE(VerifyPath(mixed, roots, doc.verify_at).has_value());
 
   const Chain local = BuildChain();
-  auto untrusted = VerifyPath(doc.path, local.Roots(), doc.verify_at);
+  auto untrusted = VerifyPath(doc.path, RootsOf(local), doc.verify_at);
   ASSERT_FALSE(untrusted.has_value());
   EXPECT_EQ(untrusted.error().code(), Code::kUntrusted);
 }
