@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Same-directory include: the enclavia_testing_forge target does not put tests/ on its own
 // include path (its consumers get it from enclavia::testing).
-#include "document_forge.h"
+#include "testing/document_forge.h"
 
 #include <algorithm>
 #include <string>

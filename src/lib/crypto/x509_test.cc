@@ -303,7 +303,7 @@ TEST(IssueCertificateTest, SupportsEd25519IssuerAndExplicitSerial) {
   Certificate root = IssueCertificate(spec, key.public_key(), key, nullptr).value();
   EXPECT_EQ(X509_get_signature_nid(root.raw()), NID_ED25519);
   ossl::Ptr<BIGNUM> bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(root.raw()), nullptr));
-  EXPECT_EQ(BN_get_word(bn.get()), 0x010203u);
+  EXPECT_EQ(BN_get_word(bn.get()), 0x010203U);
   PrivateKey leaf_key = PrivateKey::Generate(SignatureAlgorithm::kEcdsaP256Sha256);
   Certificate leaf = IssueCertificate(Spec("ed leaf", T0() - days(1), T0() + days(1), false),
                                       leaf_key.public_key(), key, &root)
