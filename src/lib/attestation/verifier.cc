@@ -2,13 +2,61 @@
 #include "lib/attestation/verifier.h"
 
 #include <algorithm>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "lib/attestation/aws_root.h"
 #include "lib/cose/sign1.h"
 #include "lib/crypto/secret.h"
 
 namespace enclavia::attestation {
+
+// CertificateCache maps the SHA-256 of a certificate's DER to the parsed certificate. A hit is
+// confirmed by comparing the DER, so even a hash collision could not substitute a certificate.
+// When full it is cleared (documents of one enclave reuse a handful of certificates, so a simple
+// policy is enough). Thread-safe.
+class CertificateCache {
+ public:
+  explicit CertificateCache(size_t capacity) : capacity_(capacity) {}
+
+  Result<crypto::Certificate> Parse(ByteSpan der) {
+    if (capacity_ == 0) {
+      return crypto::Certificate::FromDer(der);
+    }
+    crypto::Sha256Digest key = crypto::Sha256(der);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = entries_.find(key);
+      if (it != entries_.end() && it->second.der().size() == der.size() &&
+          std::equal(der.begin(), der.end(), it->second.der().begin())) {
+        return it->second;
+      }
+    }
+    ASSIGN_OR_RETURN(crypto::Certificate cert, crypto::Certificate::FromDer(der));
+    std::lock_guard<std::mutex> lock(mu_);
+    if (entries_.size() >= capacity_) {
+      entries_.clear();
+    }
+    entries_.insert_or_assign(key, cert);
+    return cert;
+  }
+
+ private:
+  struct DigestHash {
+    size_t operator()(const crypto::Sha256Digest& d) const {
+      size_t h = 0;
+      for (size_t i = 0; i < sizeof(size_t); ++i) {
+        h = (h << 8) | d[i];
+      }
+      return h;
+    }
+  };
+  const size_t capacity_;
+  std::mutex mu_;
+  std::unordered_map<crypto::Sha256Digest, crypto::Certificate, DigestHash> entries_;
+};
+
 namespace {
 
 cbor::DecodeOptions EnvelopeOptions() {
@@ -94,7 +142,8 @@ bool IsDebugMode(const AttestationDocument& doc) {
   return std::all_of(it->second.begin(), it->second.end(), [](uint8_t b) { return b == 0; });
 }
 
-Result<Verifier> Verifier::Create(AwsRoot aws_root, std::vector<crypto::Certificate> extra_roots) {
+Result<Verifier> Verifier::Create(AwsRoot aws_root, std::vector<crypto::Certificate> extra_roots,
+                                  VerifierOptions options) {
   std::vector<crypto::Certificate> roots;
   if (aws_root == AwsRoot::kTrust) {
     auto aws = crypto::Certificate::FromPem(kAwsNitroRootG1Pem);
@@ -107,7 +156,8 @@ Result<Verifier> Verifier::Create(AwsRoot aws_root, std::vector<crypto::Certific
   if (roots.empty()) {
     return Error(Code::kInvalidArgument, "attestation: no trusted root");
   }
-  return Verifier(std::move(roots));
+  return Verifier(std::move(roots),
+                  std::make_shared<CertificateCache>(options.certificate_cache_entries));
 }
 
 Result<ParsedDocument> ParseUnverified(ByteSpan document) {
@@ -135,14 +185,14 @@ Result<VerifiedAttestation> Verifier::Verify(ByteSpan document, SystemTime at,
         continue;
       }
     }
-    auto cert = crypto::Certificate::FromDer(doc.cabundle[i]);
+    auto cert = cache_->Parse(doc.cabundle[i]);
     if (!cert) {
       return std::move(cert).error().WithContext("attestation: cabundle[" + std::to_string(i) +
                                                  "]");
     }
     path.push_back(std::move(cert).value());
   }
-  auto leaf = crypto::Certificate::FromDer(doc.certificate);
+  auto leaf = cache_->Parse(doc.certificate);
   if (!leaf) {
     return std::move(leaf).error().WithContext("attestation: certificate");
   }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -53,14 +54,25 @@ class VerifiedAttestation {
 
 enum class AwsRoot { kTrust, kDoNotTrust };
 
-// Verifier checks Nitro attestation documents against a fixed set of trusted roots. Immutable and
-// thread-safe once created.
+struct VerifierOptions {
+  // Parsed certificates are kept, keyed by the SHA-256 of their DER and checked byte for byte on
+  // a hit, so that the intermediates and the leaf, which repeat across an enclave's documents for
+  // hours, are decoded once. Only parsing is cached: every Verify checks the whole path, times and
+  // signatures again. 0 turns the cache off.
+  size_t certificate_cache_entries = 64;
+};
+
+class CertificateCache;
+
+// Verifier checks Nitro attestation documents against a fixed set of trusted roots. Immutable
+// (apart from its internal parse cache) and thread-safe once created.
 class Verifier {
  public:
   // Create trusts the built-in AWS Nitro root G1 (unless kDoNotTrust) and `extra_roots`. Roots are
   // only ever added explicitly. kInvalidArgument when that leaves no root at all.
   static Result<Verifier> Create(AwsRoot aws_root,
-                                 std::vector<crypto::Certificate> extra_roots = {});
+                                 std::vector<crypto::Certificate> extra_roots = {},
+                                 VerifierOptions options = {});
 
   // Verify checks, in order, and fails on the first problem with a one-line message:
   //  1. size at most kMaxDocumentSize (kLimitExceeded);
@@ -76,8 +88,10 @@ class Verifier {
   const std::vector<crypto::Certificate>& roots() const { return roots_; }
 
  private:
-  explicit Verifier(std::vector<crypto::Certificate> roots) : roots_(std::move(roots)) {}
+  Verifier(std::vector<crypto::Certificate> roots, std::shared_ptr<CertificateCache> cache)
+      : roots_(std::move(roots)), cache_(std::move(cache)) {}
   std::vector<crypto::Certificate> roots_;
+  std::shared_ptr<CertificateCache> cache_;  // Shared by copies of this Verifier.
 };
 
 // ParsedDocument is a document decoded without any verification, for inspection (`describe`).

@@ -221,6 +221,29 @@ TEST(RealDocumentTest, FailsUnderAForeignRootOnly) {
   }
 }
 
+TEST(RealDocumentTest, CachedCertificatesNeverChangeAVerdict) {
+  SKIP_WITHOUT_FIXTURES();
+  auto fixtures = LoadFixtures();
+  for (size_t entries : {size_t{0}, size_t{1}, size_t{64}}) {
+    SCOPED_TRACE("cache entries " + std::to_string(entries));
+    auto verifier = Verifier::Create(AwsRoot::kTrust, {}, VerifierOptions{entries});
+    ASSERT_TRUE(verifier);
+    for (int round = 0; round < 2; ++round) {
+      for (const Fixture& f : fixtures) {
+        SCOPED_TRACE(f.file);
+        EXPECT_TRUE(verifier->Verify(f.bytes, VerifyAt(f), Permissive()));
+        // A cached certificate is still checked against the time and its issuer every time.
+        auto late = verifier->Verify(f.bytes, std::chrono::system_clock::now(), Permissive());
+        ASSERT_FALSE(late);
+        EXPECT_EQ(late.error().code(), Code::kExpired);
+        Bytes flipped = f.bytes;
+        flipped[flipped.size() - 10] ^= 1;
+        EXPECT_FALSE(verifier->Verify(flipped, VerifyAt(f), Permissive()));
+      }
+    }
+  }
+}
+
 // Regions of a document that single-byte flips must cover: the envelope, every payload field,
 // the certificates and the signature. Each is located by searching for its bytes.
 struct Region {
