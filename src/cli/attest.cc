@@ -234,6 +234,10 @@ int RunAttestSimulate(const AttestSimulateFlags& flags, std::ostream& out, std::
     options.boot_pcrs[static_cast<uint16_t>(index)] = std::move(value);
   }
   options.debug = flags.debug;
+  const bool options_pcr0_zero = options.boot_pcrs.count(0) == 0 ||
+                                 std::all_of(options.boot_pcrs[0].begin(),
+                                             options.boot_pcrs[0].end(),
+                                             [](uint8_t b) { return b == 0; });
   attestation::AttestationRequest request;
   auto user_data = OptionalHex(flags.user_data_hex, "--user-data");
   auto nonce = OptionalHex(flags.nonce_hex, "--nonce");
@@ -262,6 +266,10 @@ int RunAttestSimulate(const AttestSimulateFlags& flags, std::ostream& out, std::
   auto written = WriteFileAtomic(flags.output, *doc, 0644);
   if (!written) {
     return Fail(err, written.error().message());
+  }
+  if (!flags.debug && options_pcr0_zero) {
+    err << "enclavia: note: PCR0 is zero (no --pcr 0=HEX), so verifiers treat this document as "
+           "a debug-mode enclave unless given --allow-debug\n";
   }
   out << "wrote " << flags.output << " (" << doc->size() << " bytes), signed under "
       << flags.state_dir << "/root.pem\n";

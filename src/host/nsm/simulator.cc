@@ -114,7 +114,8 @@ Result<SimulatorCa> SimulatorCa::LoadOrCreate(const std::string& state_dir, cons
   return SimulatorCa(std::move(root), std::move(key));
 }
 
-NsmSimulator::NsmSimulator(std::shared_ptr<const SimulatorCa> ca, SimulatorOptions options)
+NsmSimulator::NsmSimulator(Passkey /*unused*/, std::shared_ptr<const SimulatorCa> ca,
+                           SimulatorOptions options)
     : ca_(std::move(ca)), options_(std::move(options)) {
   for (auto& pcr : pcrs_) {
     pcr.assign(attestation::kPcrSize, 0);
@@ -142,7 +143,7 @@ Result<std::unique_ptr<NsmSimulator>> NsmSimulator::Create(std::shared_ptr<const
   if (!options.clock) {
     options.clock = [] { return std::chrono::system_clock::now(); };
   }
-  std::unique_ptr<NsmSimulator> sim(new NsmSimulator(std::move(ca), std::move(options)));
+  auto sim = std::make_unique<NsmSimulator>(Passkey(), std::move(ca), std::move(options));
   for (const auto& [index, value] : sim->options_.boot_pcrs) {
     sim->pcrs_[index] = value;
   }

@@ -61,6 +61,10 @@ struct SimulatorOptions {
 // root → three intermediates → a short-lived (3 h) leaf, all P-384, cabundle root first, exactly
 // as AWS's NSM signs them. Not thread-safe; the host serialises requests.
 class NsmSimulator : public attestation::Nsm {
+  struct Passkey {
+    explicit Passkey() = default;
+  };
+
  public:
   static Result<std::unique_ptr<NsmSimulator>> Create(std::shared_ptr<const SimulatorCa> ca,
                                                       SimulatorOptions options);
@@ -73,12 +77,14 @@ class NsmSimulator : public attestation::Nsm {
   Result<attestation::NsmDescription> DescribeNsm() override;
   Result<Bytes> GetRandom() override;
 
+  // Use Create; the Passkey keeps construction inside this class.
+  NsmSimulator(Passkey, std::shared_ptr<const SimulatorCa> ca, SimulatorOptions options);
+
  private:
   struct Issuer {
     crypto::Certificate cert;
     crypto::PrivateKey key;
   };
-  NsmSimulator(std::shared_ptr<const SimulatorCa> ca, SimulatorOptions options);
   // EnsureChain renews intermediates and the leaf well before they expire.
   Result<void> EnsureChain(SystemTime now);
 
