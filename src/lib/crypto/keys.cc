@@ -17,6 +17,9 @@ namespace {
 using internal::FitsInt;
 using internal::FitsLong;
 using internal::NonNull;
+using internal::BioText;
+using internal::MemBio;
+using internal::NoPassphrase;
 using internal::OsslError;
 
 // One message for every failed verification, whatever the cause: callers get no
@@ -68,10 +71,6 @@ Result<SignatureAlgorithm> AlgorithmOf(const EVP_PKEY* key) {
   return OsslError(Code::kUnsupported, "key: unsupported key type");
 }
 
-// NoPassphrase refuses to supply a passphrase. Passing it (instead of nullptr)
-// keeps OpenSSL from prompting on the terminal when it meets an encrypted PEM.
-int NoPassphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) { return -1; }
-
 // CopyPassphrase supplies the std::string_view that `u` points to.
 int CopyPassphrase(char* buf, int size, int /*rwflag*/, void* u) {
   const auto* pass = static_cast<const std::string_view*>(u);
@@ -80,17 +79,6 @@ int CopyPassphrase(char* buf, int size, int /*rwflag*/, void* u) {
   }
   std::memcpy(buf, pass->data(), pass->size());
   return static_cast<int>(pass->size());
-}
-
-Result<ossl::Ptr<BIO>> MemBio(std::string_view text) {
-  if (!FitsInt(text.size())) {
-    return Error(Code::kLimitExceeded, "pem: input too large");
-  }
-  ossl::Ptr<BIO> bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
-  if (bio == nullptr) {
-    return OsslError(Code::kInternal, "pem: BIO_new_mem_buf failed");
-  }
-  return bio;
 }
 
 Result<void> DigestVerify(EVP_PKEY* key, const EVP_MD* md, ByteSpan message, ByteSpan signature) {
@@ -176,14 +164,6 @@ Result<Bytes> BnToPadded(const BIGNUM* bn, size_t size) {
   return out;
 }
 
-Bytes BioContents(BIO* bio) {
-  BUF_MEM* mem = nullptr;
-  BIO_get_mem_ptr(bio, &mem);
-  ENCLAVIA_CHECK(mem != nullptr);
-  const auto* data = reinterpret_cast<const uint8_t*>(mem->data);
-  return {data, data + mem->length};
-}
-
 }  // namespace
 
 size_t RawSignatureSize(SignatureAlgorithm alg) {
@@ -262,7 +242,7 @@ std::string PublicKey::ToPem() const {
   ossl::Ptr<BIO> bio(BIO_new(BIO_s_mem()));
   ENCLAVIA_CHECK(bio != nullptr);
   ENCLAVIA_CHECK(PEM_write_bio_PUBKEY(bio.get(), key_.get()) == 1);
-  Bytes pem = BioContents(bio.get());
+  Bytes pem = ToBytes(BioText(bio.get()));
   return std::string(AsString(pem));
 }
 

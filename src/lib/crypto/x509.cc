@@ -19,6 +19,9 @@ namespace {
 
 using internal::FitsInt;
 using internal::FitsLong;
+using internal::BioText;
+using internal::MemBio;
+using internal::NoPassphrase;
 using internal::OsslError;
 
 // Longest path VerifyPath accepts. Nitro chains have 5 certificates; this only
@@ -37,26 +40,6 @@ struct OpensslFree {
   void operator()(void* p) const noexcept { OPENSSL_free(p); }
 };
 
-int NoPassphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) { return -1; }
-
-Result<ossl::Ptr<BIO>> MemBio(std::string_view text) {
-  if (!FitsInt(text.size())) {
-    return Error(Code::kLimitExceeded, "pem: input too large");
-  }
-  ossl::Ptr<BIO> bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
-  if (bio == nullptr) {
-    return OsslError(Code::kInternal, "pem: BIO_new_mem_buf failed");
-  }
-  return bio;
-}
-
-std::string BioString(BIO* bio) {
-  BUF_MEM* mem = nullptr;
-  BIO_get_mem_ptr(bio, &mem);
-  ENCLAVIA_CHECK(mem != nullptr);
-  return {mem->data, mem->length};
-}
-
 std::string NameToString(const X509_NAME* name) {
   ossl::Ptr<BIO> bio(BIO_new(BIO_s_mem()));
   ENCLAVIA_CHECK(bio != nullptr);
@@ -66,7 +49,7 @@ std::string NameToString(const X509_NAME* name) {
     ERR_clear_error();
     return "<unprintable name>";
   }
-  return BioString(bio.get());
+  return std::string(BioText(bio.get()));
 }
 
 SystemTime AsnTimeToSystemTime(const ASN1_TIME* t) {
@@ -93,7 +76,7 @@ std::string CertName(const Certificate& cert) {
     ossl::Ptr<BIO> bio(BIO_new(BIO_s_mem()));
     ENCLAVIA_CHECK(bio != nullptr);
     if (ASN1_STRING_print_ex(bio.get(), value, ASN1_STRFLGS_RFC2253) >= 0) {
-      out = "CN=" + BioString(bio.get());
+      out = "CN=" + std::string(BioText(bio.get()));
     }
   }
   if (out.empty()) {
@@ -312,7 +295,7 @@ std::string Certificate::ToPem() const {
   // parsed bytes.
   ENCLAVIA_CHECK(PEM_write_bio(bio.get(), PEM_STRING_X509, "", der_.data(),
                                static_cast<long>(der_.size())) > 0);
-  return BioString(bio.get());
+  return std::string(BioText(bio.get()));
 }
 
 Result<PublicKey> Certificate::public_key() const {

@@ -7,10 +7,13 @@
 #include <string>
 #include <string_view>
 
+#include <openssl/bio.h>
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 
 #include "lib/base/bytes.h"
 #include "lib/base/result.h"
+#include "lib/crypto/ossl.h"
 
 namespace enclavia::crypto::internal {
 
@@ -33,6 +36,30 @@ inline bool FitsInt(size_t n) { return n <= static_cast<size_t>(INT_MAX); }
 inline Error OsslError(Code code, std::string message) {
   ERR_clear_error();
   return Error(code, std::move(message));
+}
+
+// NoPassphrase refuses to supply a passphrase. Passing it (instead of nullptr) keeps OpenSSL
+// from prompting on the terminal when it meets an encrypted PEM.
+inline int NoPassphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) { return -1; }
+
+// MemBio wraps `text` (which must outlive the BIO) in a read-only memory BIO.
+inline Result<ossl::Ptr<BIO>> MemBio(std::string_view text) {
+  if (!FitsInt(text.size())) {
+    return Error(Code::kLimitExceeded, "pem: input too large");
+  }
+  ossl::Ptr<BIO> bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
+  if (bio == nullptr) {
+    return OsslError(Code::kInternal, "pem: BIO_new_mem_buf failed");
+  }
+  return bio;
+}
+
+// BioText views what has been written to a memory BIO; valid until the BIO changes.
+inline std::string_view BioText(BIO* bio) {
+  BUF_MEM* mem = nullptr;
+  BIO_get_mem_ptr(bio, &mem);
+  ENCLAVIA_CHECK(mem != nullptr);
+  return {mem->data, mem->length};
 }
 
 }  // namespace enclavia::crypto::internal
