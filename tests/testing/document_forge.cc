@@ -69,10 +69,6 @@ Result<crypto::Certificate> Issue(const std::string& cn, bool default_ca,
   return crypto::IssueCertificate(spec, subject_key.public_key(), issuer_key, issuer);
 }
 
-cbor::Value Optional(const std::optional<Bytes>& b) {
-  return b ? cbor::Value::ByteString(*b) : cbor::Value::Null();
-}
-
 void WriteHead(Writer& w, uint8_t major, uint64_t n) {
   auto mt = static_cast<uint8_t>(major << 5);
   if (n < 24) {
@@ -168,29 +164,7 @@ attestation::AttestationDocument DocumentForge::DefaultDocument(CabundleEdit edi
 }
 
 cbor::Value::Map DocumentForge::DefaultPayloadFields() const {
-  attestation::AttestationDocument doc = DefaultDocument();
-  cbor::Value::Map pcrs;
-  for (const auto& [index, value] : doc.pcrs) {
-    pcrs.emplace_back(cbor::Value::Uint(index), cbor::Value::ByteString(value));
-  }
-  cbor::Value::Array cabundle;
-  for (const Bytes& der : doc.cabundle) {
-    cabundle.push_back(cbor::Value::ByteString(der));
-  }
-  cbor::Value::Map fields;
-  auto add = [&fields](std::string_view name, cbor::Value value) {
-    fields.emplace_back(cbor::Value::TextString(name), std::move(value));
-  };
-  add("module_id", cbor::Value::TextString(doc.module_id));
-  add("digest", cbor::Value::TextString(doc.digest));
-  add("timestamp", cbor::Value::Uint(doc.timestamp_ms));
-  add("pcrs", cbor::Value::MakeMap(std::move(pcrs)));
-  add("certificate", cbor::Value::ByteString(doc.certificate));
-  add("cabundle", cbor::Value::MakeArray(std::move(cabundle)));
-  add("public_key", Optional(doc.public_key));
-  add("user_data", Optional(doc.user_data));
-  add("nonce", Optional(doc.nonce));
-  return fields;
+  return attestation::PayloadFields(DefaultDocument());
 }
 
 Result<Bytes> DocumentForge::Sign(const attestation::AttestationDocument& doc,

@@ -152,7 +152,7 @@ Result<AttestationDocument> ParsePayload(ByteSpan payload) {
   return doc;
 }
 
-Bytes EncodePayload(const AttestationDocument& doc, PayloadMapEncoding encoding) {
+cbor::Value::Map PayloadFields(const AttestationDocument& doc) {
   auto optional = [](const std::optional<Bytes>& b) {
     return b ? cbor::Value::ByteString(*b) : cbor::Value::Null();
   };
@@ -165,18 +165,23 @@ Bytes EncodePayload(const AttestationDocument& doc, PayloadMapEncoding encoding)
     cabundle.push_back(cbor::Value::ByteString(der));
   }
   cbor::Value::Map map;
-  map.emplace_back(cbor::Value::TextString("module_id"), cbor::Value::TextString(doc.module_id));
-  map.emplace_back(cbor::Value::TextString("digest"), cbor::Value::TextString(doc.digest));
-  map.emplace_back(cbor::Value::TextString("timestamp"), cbor::Value::Uint(doc.timestamp_ms));
-  map.emplace_back(cbor::Value::TextString("pcrs"), cbor::Value::MakeMap(std::move(pcrs)));
-  map.emplace_back(cbor::Value::TextString("certificate"),
-                   cbor::Value::ByteString(doc.certificate));
-  map.emplace_back(cbor::Value::TextString("cabundle"),
-                   cbor::Value::MakeArray(std::move(cabundle)));
-  map.emplace_back(cbor::Value::TextString("public_key"), optional(doc.public_key));
-  map.emplace_back(cbor::Value::TextString("user_data"), optional(doc.user_data));
-  map.emplace_back(cbor::Value::TextString("nonce"), optional(doc.nonce));
-  Bytes out = cbor::Encode(cbor::Value::MakeMap(std::move(map)), cbor::MapOrder::kAsGiven);
+  auto add = [&map](std::string_view name, cbor::Value value) {
+    map.emplace_back(cbor::Value::TextString(name), std::move(value));
+  };
+  add("module_id", cbor::Value::TextString(doc.module_id));
+  add("digest", cbor::Value::TextString(doc.digest));
+  add("timestamp", cbor::Value::Uint(doc.timestamp_ms));
+  add("pcrs", cbor::Value::MakeMap(std::move(pcrs)));
+  add("certificate", cbor::Value::ByteString(doc.certificate));
+  add("cabundle", cbor::Value::MakeArray(std::move(cabundle)));
+  add("public_key", optional(doc.public_key));
+  add("user_data", optional(doc.user_data));
+  add("nonce", optional(doc.nonce));
+  return map;
+}
+
+Bytes EncodePayload(const AttestationDocument& doc, PayloadMapEncoding encoding) {
+  Bytes out = cbor::Encode(cbor::Value::MakeMap(PayloadFields(doc)), cbor::MapOrder::kAsGiven);
   if (encoding == PayloadMapEncoding::kIndefinite) {
     // A definite map of 9 entries starts with the single head byte 0xa9; the indefinite form
     // replaces it with 0xbf and appends a break (RFC 8949 §3.2.2). Entries are unchanged.

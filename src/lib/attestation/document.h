@@ -10,6 +10,7 @@
 
 #include "lib/base/bytes.h"
 #include "lib/base/result.h"
+#include "lib/cbor/cbor.h"
 
 // The AWS Nitro Enclaves attestation document ("Verifying the root of trust", AWS docs): a
 // COSE_Sign1 signed with ES384 whose payload is this CBOR map.
@@ -46,13 +47,17 @@ struct AttestationDocument {
 // accepted. Errors are kMalformed naming the field: "attestation: pcrs: index 40 out of range".
 Result<AttestationDocument> ParsePayload(ByteSpan payload);
 
+// PayloadFields returns the payload's entries as the NSM orders them: module_id, digest,
+// timestamp, pcrs, certificate, cabundle, public_key, user_data, nonce (absent optional fields as
+// null).
+cbor::Value::Map PayloadFields(const AttestationDocument& doc);
+
 enum class PayloadMapEncoding {
   kDefinite,    // As the NSM emitted before 2025.
   kIndefinite,  // As the NSM emits since 2025 (0xbf … 0xff).
 };
 
-// EncodePayload writes `doc` as the NSM does: keys in the order module_id, digest, timestamp,
-// pcrs, certificate, cabundle, public_key, user_data, nonce; absent optional fields as null.
+// EncodePayload writes `doc` as the NSM does: PayloadFields in that order, shortest heads.
 Bytes EncodePayload(const AttestationDocument& doc,
                     PayloadMapEncoding encoding = PayloadMapEncoding::kDefinite);
 
