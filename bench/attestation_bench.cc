@@ -6,7 +6,6 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <map>
 #include <string>
 
@@ -16,6 +15,7 @@
 #include "lib/cose/sign1.h"
 #include "lib/crypto/random.h"
 #include "lib/crypto/x509.h"
+#include "testing/fixtures.h"
 
 namespace enclavia {
 namespace {
@@ -28,16 +28,16 @@ struct Input {
 };
 
 Input LoadInput() {
-  const char* env = std::getenv("ENCLAVIA_FIXTURES");
-  std::string dir = env != nullptr ? env : ENCLAVIA_FIXTURES_BUILTIN;
-  auto doc = ReadFile(dir + "/nitro/att_2022-10-13_evervault_nondebug.cose", 1 << 16);
+  auto dir = testing::SharedFixturesDir();
+  auto doc = dir ? ReadFile(*dir + "/nitro/att_2022-10-13_evervault_nondebug.cose", 1 << 16)
+                 : Result<Bytes>(Error(Code::kNotFound, "no shared fixtures"));
   if (doc) {
     return {"real AWS document (evervault 2022-10-13)", std::move(doc).value(),
             FromUnixMillis(1665651482136),
             attestation::Verifier::Create(attestation::AwsRoot::kTrust).value()};
   }
-  std::fprintf(stderr, "shared fixtures not found in %s: measuring a simulator document\n",
-               dir.c_str());
+  std::fprintf(stderr, "shared fixtures not found (%s): measuring a simulator document\n",
+               doc.error().message().c_str());
   auto ca = std::make_shared<const host::SimulatorCa>(
       host::SimulatorCa::LoadOrCreate("/tmp/enclavia-bench-sim", {}).value());
   auto sim = host::NsmSimulator::Create(ca, {}).value();

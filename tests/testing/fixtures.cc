@@ -10,19 +10,14 @@
 namespace enclavia::testing {
 
 std::optional<std::string> SharedFixturesDir() {
-  for (const char* var : {"ENCLAVIA_FIXTURES", "ENCLAVIA_FIXTURES_DEFAULT"}) {
-    const char* dir = std::getenv(var);
-    if (dir != nullptr && *dir != '\0') {
-      std::error_code ec;
-      if (std::filesystem::is_directory(dir, ec)) {
-        return std::string(dir);
-      }
-      if (std::string(var) == "ENCLAVIA_FIXTURES") {
-        return std::nullopt;  // An explicit setting wins even when it points nowhere.
-      }
-    }
+  // An explicit $ENCLAVIA_FIXTURES wins even when it points nowhere.
+  const char* env = std::getenv("ENCLAVIA_FIXTURES");
+  std::string dir = env != nullptr && *env != '\0' ? env : ENCLAVIA_FIXTURES_BUILTIN;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return std::nullopt;
   }
-  return std::nullopt;
+  return dir;
 }
 
 Bytes ReadFixture(const std::string& relative) {

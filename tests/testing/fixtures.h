@@ -10,7 +10,8 @@
 namespace enclavia::testing {
 
 // SharedFixturesDir returns the third-party fixtures folder: $ENCLAVIA_FIXTURES if set, else the
-// folder CMake recorded (../shared/fixtures beside the project). nullopt when it does not exist.
+// folder CMake recorded (ENCLAVIA_SHARED_FIXTURES, by default ../shared/fixtures beside the
+// project). nullopt when it does not exist. Tests, benchmarks and tools all find fixtures here.
 std::optional<std::string> SharedFixturesDir();
 
 // ReadFixture reads `relative` under SharedFixturesDir(), or aborts the test binary with a message.

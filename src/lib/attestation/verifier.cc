@@ -94,9 +94,9 @@ Error PolicyError(const std::string& what) {
   return Error(Code::kPolicyViolation, "attestation: policy: " + what);
 }
 
-Result<void> CheckPolicy(const AttestationDocument& doc, SystemTime at,
+Result<void> CheckPolicy(const AttestationDocument& doc, bool debug, SystemTime at,
                          const TrustPolicy& policy) {
-  if (IsDebugMode(doc) && !policy.allow_debug) {
+  if (debug && !policy.allow_debug) {
     return PolicyError("debug-mode enclave (PCR0 is all zero) not allowed");
   }
   for (const auto& [index, want] : policy.expected_pcrs) {
@@ -209,8 +209,8 @@ Result<VerifiedAttestation> Verifier::Verify(ByteSpan document, SystemTime at,
   if (!cose::VerifySign1(msg, *leaf_key)) {
     return Error(Code::kVerifyFailed, "attestation: document signature does not verify");
   }
-  RETURN_IF_ERROR(CheckPolicy(doc, at, policy));
-  bool debug = IsDebugMode(doc);
+  const bool debug = IsDebugMode(doc);
+  RETURN_IF_ERROR(CheckPolicy(doc, debug, at, policy));
   return VerifiedAttestation(std::move(doc), path.front().fingerprint_sha256(), debug);
 }
 
