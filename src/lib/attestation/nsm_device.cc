@@ -66,23 +66,6 @@ Result<T> Expect(NsmResponse&& response, std::string_view request_name) {
 
 }  // namespace
 
-UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-    fd_ = other.Release();
-  }
-  return *this;
-}
-
-UniqueFd::~UniqueFd() {
-  if (fd_ >= 0) {
-    // close() is not retried on EINTR: Linux releases the descriptor either way.
-    ::close(fd_);
-  }
-}
-
 Result<std::unique_ptr<DeviceNsm>> DeviceNsm::Open(const std::string& path) {
   int fd = -1;
   do {

@@ -13,8 +13,11 @@
 #include "lib/attestation/nsm_codec.h"
 #include "lib/base/bytes.h"
 #include "lib/base/result.h"
+#include "lib/sys/fd.h"
 
 namespace enclavia::attestation {
+
+using sys::UniqueFd;
 
 // NsmRaw is the driver's ioctl argument (struct nsm_raw, Linux include/uapi/linux/nsm.h; the
 // driver declares each half as {u64 addr; u64 len;}, the same layout as iovec on 64-bit Linux).
@@ -28,30 +31,6 @@ static_assert(sizeof(NsmRaw) == 32, "nsm_raw is two 16-byte iovecs");
 
 // kNsmIoctlRaw is NSM_IOCTL_RAW = _IOWR(0x0A, 0, struct nsm_raw).
 inline constexpr unsigned long kNsmIoctlRaw = 0xC0200A00;
-
-// UniqueFd owns a file descriptor and closes it on destruction. Move-only; -1 means none.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(other.Release()) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept;
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd();
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  // Release gives up ownership and returns the descriptor.
-  int Release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 // DeviceNsm talks to the Nitro Secure Module through the /dev/nsm driver: one NSM_IOCTL_RAW per
 // call, carrying a CBOR request (nsm_codec.h) and a kNsmResponseMaxSize response buffer. Errors:

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "lib/sys/fd.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace enclavia::sys {
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+    fd_ = other.Release();
+  }
+  return *this;
+}
+
+UniqueFd::~UniqueFd() {
+  if (fd_ >= 0) {
+    // close() is not retried on EINTR: Linux releases the descriptor either way.
+    ::close(fd_);
+  }
+}
+
+Error IoError(std::string_view what, int err) {
+  return Error(Code::kIo, std::string(what) + ": " + std::strerror(err));
+}
+
+Result<UniqueFd> Open(const std::string& path, int flags, unsigned mode) {
+  int fd = -1;
+  do {
+    fd = ::open(path.c_str(), flags | O_CLOEXEC, static_cast<mode_t>(mode));
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    return IoError("open " + path, errno);
+  }
+  return UniqueFd(fd);
+}
+
+Result<size_t> ReadSome(int fd, std::span<uint8_t> out) {
+  for (;;) {
+    ssize_t n = ::read(fd, out.data(), out.size());
+    if (n >= 0) {
+      return static_cast<size_t>(n);
+    }
+    if (errno != EINTR) {
+      return IoError("read", errno);
+    }
+  }
+}
+
+Result<void> ReadFull(int fd, std::span<uint8_t> out) {
+  size_t done = 0;
+  while (done < out.size()) {
+    ASSIGN_OR_RETURN(size_t n, ReadSome(fd, out.subspan(done)));
+    if (n == 0) {
+      return Error(Code::kMalformed, "unexpected end of file");
+    }
+    done += n;
+  }
+  return {};
+}
+
+Result<void> PreadFull(int fd, std::span<uint8_t> out, uint64_t offset) {
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return IoError("pread", errno);
+    }
+    if (n == 0) {
+      return Error(Code::kMalformed, "unexpected end of file");
+    }
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+Result<void> WriteFull(int fd, ByteSpan data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return IoError("write", errno);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+Result<void> PwriteFull(int fd, ByteSpan data, uint64_t offset) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n =
+        ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return IoError("pwrite", errno);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+Result<uint64_t> FileSize(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    return IoError("fstat", errno);
+  }
+  return static_cast<uint64_t>(st.st_size);
+}
+
+}  // namespace enclavia::sys
