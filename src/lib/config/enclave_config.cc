@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "lib/config/enclave_config.h"
+
+#include "lib/config/internal/toml.h"
+
+namespace enclavia::config {
+
+using internal::Doc;
+
+Result<EnclaveConfig> ParseEnclaveConfig(std::string_view toml_text) {
+  const Doc doc{"enclave.toml"};
+  ASSIGN_OR_RETURN(toml::table root, internal::ParseToml(doc, toml_text));
+  // Sections that later components own are accepted here and read by them.
+  RETURN_IF_ERROR(internal::CheckKeys(doc, root, "",
+                                      {"version", "enclave", "app", "storage", "egress", "upgrade"}));
+  ASSIGN_OR_RETURN(auto version, internal::GetInt(doc, root, "", "version", 0, INT32_MAX));
+  if (!version.has_value()) {
+    return Error(Code::kInvalidArgument, "enclave.toml: missing key version");
+  }
+  if (*version != kEnclaveConfigVersion) {
+    return Error(Code::kUnsupported,
+                 "enclave.toml: unsupported version " + std::to_string(*version));
+  }
+
+  EnclaveConfig config;
+  ASSIGN_OR_RETURN(const toml::table* enclave, internal::GetTable(doc, root, "", "enclave"));
+  if (enclave == nullptr) {
+    return Error(Code::kInvalidArgument, "enclave.toml: missing section [enclave]");
+  }
+  RETURN_IF_ERROR(internal::CheckKeys(doc, *enclave, "enclave.", {"name", "version"}));
+  ASSIGN_OR_RETURN(auto name, internal::GetString(doc, *enclave, "enclave.", "name"));
+  ASSIGN_OR_RETURN(auto image_version, internal::GetString(doc, *enclave, "enclave.", "version"));
+  config.name = name.value_or("");
+  config.version = image_version.value_or("");
+
+  ASSIGN_OR_RETURN(const toml::table* app, internal::GetTable(doc, root, "", "app"));
+  if (app == nullptr) {
+    return Error(Code::kInvalidArgument, "enclave.toml: missing section [app]");
+  }
+  RETURN_IF_ERROR(
+      internal::CheckKeys(doc, *app, "app.", {"cmd", "env", "workdir", "port", "uid", "gid"}));
+  ASSIGN_OR_RETURN(auto cmd, internal::GetStringArray(doc, *app, "app.", "cmd"));
+  if (!cmd.has_value() || cmd->empty()) {
+    return Error(Code::kInvalidArgument, "enclave.toml: app.cmd must be a non-empty array");
+  }
+  if ((*cmd)[0].empty() || (*cmd)[0][0] != '/') {
+    return Error(Code::kInvalidArgument, "enclave.toml: app.cmd[0] must be an absolute path");
+  }
+  config.app.cmd = std::move(*cmd);
+  ASSIGN_OR_RETURN(auto env, internal::GetStringMap(doc, *app, "app.", "env"));
+  if (env.has_value()) {
+    for (const auto& [k, v] : *env) {
+      if (k.empty() || k.find('=') != std::string::npos) {
+        return Error(Code::kInvalidArgument, "enclave.toml: bad environment variable name '" +
+                                                 k + "'");
+      }
+    }
+    config.app.env = std::move(*env);
+  }
+  ASSIGN_OR_RETURN(auto workdir, internal::GetString(doc, *app, "app.", "workdir"));
+  config.app.workdir = workdir.value_or("/");
+  if (config.app.workdir.empty() || config.app.workdir[0] != '/') {
+    return Error(Code::kInvalidArgument, "enclave.toml: app.workdir must be an absolute path");
+  }
+  ASSIGN_OR_RETURN(auto port, internal::GetInt(doc, *app, "app.", "port", 0, 65535));
+  config.app.port = static_cast<uint16_t>(port.value_or(0));
+  ASSIGN_OR_RETURN(auto uid, internal::GetInt(doc, *app, "app.", "uid", 0, UINT32_MAX - 1));
+  ASSIGN_OR_RETURN(auto gid, internal::GetInt(doc, *app, "app.", "gid", 0, UINT32_MAX - 1));
+  config.app.uid = static_cast<uint32_t>(uid.value_or(0));
+  config.app.gid = static_cast<uint32_t>(gid.value_or(0));
+  return config;
+}
+
+std::string SerializeEnclaveConfig(const EnclaveConfig& config) {
+  using internal::Key;
+  using internal::Quote;
+  std::string out;
+  out += "# /etc/enclavia/enclave.toml: written by `enclavia build` and measured in PCR2.\n";
+  out += "version = " + std::to_string(kEnclaveConfigVersion) + "\n\n";
+  out += "[enclave]\n";
+  out += "name = " + Quote(config.name) + "\n";
+  out += "version = " + Quote(config.version) + "\n\n";
+  out += "[app]\n";
+  out += "cmd = " + internal::StringArray(config.app.cmd) + "\n";
+  out += "workdir = " + Quote(config.app.workdir) + "\n";
+  out += "port = " + std::to_string(config.app.port) + "\n";
+  out += "uid = " + std::to_string(config.app.uid) + "\n";
+  out += "gid = " + std::to_string(config.app.gid) + "\n";
+  out += "\n[app.env]\n";
+  for (const auto& [k, v] : config.app.env) {  // std::map: sorted, so deterministic
+    out += Key(k) + " = " + Quote(v) + "\n";
+  }
+  return out;
+}
+
+}  // namespace enclavia::config

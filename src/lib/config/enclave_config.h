@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: Apache-2.0
+#ifndef ENCLAVIA_LIB_CONFIG_ENCLAVE_CONFIG_H_
+#define ENCLAVIA_LIB_CONFIG_ENCLAVE_CONFIG_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lib/base/result.h"
+
+// EnclaveConfig is /etc/enclavia/enclave.toml: the measured configuration of an enclave. The
+// builder writes it into the application ramdisk (so it is part of PCR2); enclavia-init and the
+// other enclave daemons read it at boot. Format: docs/formats/enclaviafile.md.
+namespace enclavia::config {
+
+inline constexpr std::string_view kEnclaveConfigPath = "etc/enclavia/enclave.toml";
+inline constexpr int kEnclaveConfigVersion = 1;
+
+struct AppConfig {
+  std::vector<std::string> cmd;             // argv; cmd[0] is an absolute path in the rootfs
+  std::map<std::string, std::string> env;   // the whole environment the app starts with
+  std::string workdir = "/";
+  uint16_t port = 0;                         // the TCP port the enclave's ingress forwards to
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+};
+
+struct EnclaveConfig {
+  std::string name;
+  std::string version;
+  AppConfig app;
+};
+
+// ParseEnclaveConfig parses enclave.toml. Strict: unknown keys in [enclave] and [app] are an
+// error naming the key; sections other issues add ([storage], [egress], ...) are ignored here
+// and read by their own daemons. kMalformed / kInvalidArgument with a one-line message.
+Result<EnclaveConfig> ParseEnclaveConfig(std::string_view toml_text);
+
+// SerializeEnclaveConfig renders `config` deterministically (fixed key order, sorted env), so the
+// same configuration always gives the same bytes and the same PCR2.
+std::string SerializeEnclaveConfig(const EnclaveConfig& config);
+
+}  // namespace enclavia::config
+
+#endif  // ENCLAVIA_LIB_CONFIG_ENCLAVE_CONFIG_H_

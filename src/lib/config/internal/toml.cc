@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "lib/config/internal/toml.h"
+
+#include <cstdio>
+#include <exception>
+
+namespace enclavia::config::internal {
+
+namespace {
+
+Error Bad(const Doc& doc, std::string_view prefix, std::string_view key, std::string_view what,
+          const toml::node& node) {
+  return Error(Code::kInvalidArgument, doc.name + ": " + std::string(prefix) + std::string(key) +
+                                           " " + std::string(what) + Where(node));
+}
+
+}  // namespace
+
+Result<toml::table> ParseToml(const Doc& doc, std::string_view text) {
+  try {
+    return toml::parse(text);
+  } catch (const toml::parse_error& e) {
+    const auto& begin = e.source().begin;
+    return Error(Code::kMalformed, doc.name + ": " + std::string(e.description()) + " (line " +
+                                       std::to_string(begin.line) + ", column " +
+                                       std::to_string(begin.column) + ")");
+  } catch (const std::exception& e) {
+    return Error(Code::kMalformed, doc.name + ": " + e.what());
+  }
+}
+
+std::string Where(const toml::node& node) {
+  const auto& begin = node.source().begin;
+  if (begin.line == 0) {
+    return "";
+  }
+  return " (line " + std::to_string(begin.line) + ")";
+}
+
+Result<void> CheckKeys(const Doc& doc, const toml::table& table, std::string_view prefix,
+                       std::initializer_list<std::string_view> allowed) {
+  for (const auto& [key, node] : table) {
+    bool known = false;
+    for (std::string_view a : allowed) {
+      if (key.str() == a) {
+        known = true;
+        break;
+      }
+    }
+    if (!known) {
+      return Error(Code::kInvalidArgument, doc.name + ": unknown key " + std::string(prefix) +
+                                               std::string(key.str()) + Where(node));
+    }
+  }
+  return {};
+}
+
+Result<std::optional<std::string>> GetString(const Doc& doc, const toml::table& table,
+                                             std::string_view prefix, std::string_view key) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) {
+    return std::optional<std::string>();
+  }
+  const auto* s = node->as_string();
+  if (s == nullptr) {
+    return Bad(doc, prefix, key, "must be a string", *node);
+  }
+  if (s->get().find('\0') != std::string::npos) {
+    return Bad(doc, prefix, key, "must not contain NUL", *node);
+  }
+  return std::optional<std::string>(s->get());
+}
+
+Result<std::optional<int64_t>> GetInt(const Doc& doc, const toml::table& table,
+                                      std::string_view prefix, std::string_view key, int64_t min,
+                                      int64_t max) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) {
+    return std::optional<int64_t>();
+  }
+  const auto* i = node->as_integer();
+  if (i == nullptr) {
+    return Bad(doc, prefix, key, "must be an integer", *node);
+  }
+  int64_t v = i->get();
+  if (v < min || v > max) {
+    return Bad(doc, prefix, key,
+               "must be between " + std::to_string(min) + " and " + std::to_string(max), *node);
+  }
+  return std::optional<int64_t>(v);
+}
+
+Result<std::optional<std::vector<std::string>>> GetStringArray(const Doc& doc,
+                                                               const toml::table& table,
+                                                               std::string_view prefix,
+                                                               std::string_view key) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) {
+    return std::optional<std::vector<std::string>>();
+  }
+  const auto* arr = node->as_array();
+  if (arr == nullptr) {
+    return Bad(doc, prefix, key, "must be an array of strings", *node);
+  }
+  std::vector<std::string> out;
+  for (const auto& item : *arr) {
+    const auto* s = item.as_string();
+    if (s == nullptr || s->get().find('\0') != std::string::npos) {
+      return Bad(doc, prefix, key, "must be an array of strings", *node);
+    }
+    out.push_back(s->get());
+  }
+  return std::optional<std::vector<std::string>>(std::move(out));
+}
+
+Result<std::optional<std::map<std::string, std::string>>> GetStringMap(const Doc& doc,
+                                                                       const toml::table& table,
+                                                                       std::string_view prefix,
+                                                                       std::string_view key) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) {
+    return std::optional<std::map<std::string, std::string>>();
+  }
+  const auto* t = node->as_table();
+  if (t == nullptr) {
+    return Bad(doc, prefix, key, "must be a table of strings", *node);
+  }
+  std::map<std::string, std::string> out;
+  for (const auto& [k, v] : *t) {
+    const auto* s = v.as_string();
+    if (s == nullptr || s->get().find('\0') != std::string::npos) {
+      return Bad(doc, std::string(prefix) + std::string(key) + ".", k.str(), "must be a string", v);
+    }
+    out.emplace(std::string(k.str()), s->get());
+  }
+  return std::optional<std::map<std::string, std::string>>(std::move(out));
+}
+
+Result<const toml::table*> GetTable(const Doc& doc, const toml::table& table,
+                                    std::string_view prefix, std::string_view key) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) {
+    return static_cast<const toml::table*>(nullptr);
+  }
+  const auto* t = node->as_table();
+  if (t == nullptr) {
+    return Bad(doc, prefix, key, "must be a table", *node);
+  }
+  return t;
+}
+
+std::string Quote(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        if (u < 0x20 || u == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", u);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::string Key(std::string_view k) {
+  bool bare = !k.empty();
+  for (char c : k) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-';
+    if (!ok) {
+      bare = false;
+      break;
+    }
+  }
+  return bare ? std::string(k) : Quote(k);
+}
+
+std::string StringArray(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) {
+      out += ", ";
+    }
+    out += Quote(items[i]);
+  }
+  out += "]";
+  return out;
+}
+
+}  // namespace enclavia::config::internal

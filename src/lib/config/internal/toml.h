@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: Apache-2.0
+#ifndef ENCLAVIA_LIB_CONFIG_INTERNAL_TOML_H_
+#define ENCLAVIA_LIB_CONFIG_INTERNAL_TOML_H_
+
+// The one adapter around toml++: parsing (its exceptions are caught here), strict typed access
+// that names the offending key, and a deterministic writer. Internal to lib/config.
+
+#include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include "lib/base/result.h"
+
+namespace enclavia::config::internal {
+
+// Doc names the document in messages ("Enclaviafile", "enclavia.lock").
+struct Doc {
+  std::string name;
+};
+
+Result<toml::table> ParseToml(const Doc& doc, std::string_view text);
+
+// Where renders " (line N)" for a node, or "" when toml++ has no position.
+std::string Where(const toml::node& node);
+
+// CheckKeys fails with "<doc>: unknown key <prefix><key> (line N)" for a key of `table` not in
+// `allowed`.
+Result<void> CheckKeys(const Doc& doc, const toml::table& table, std::string_view prefix,
+                       std::initializer_list<std::string_view> allowed);
+
+// Typed getters: nullopt when `key` is absent, an error naming `<prefix><key>` when it has the
+// wrong type or range.
+Result<std::optional<std::string>> GetString(const Doc& doc, const toml::table& table,
+                                             std::string_view prefix, std::string_view key);
+Result<std::optional<int64_t>> GetInt(const Doc& doc, const toml::table& table,
+                                      std::string_view prefix, std::string_view key,
+                                      int64_t min, int64_t max);
+Result<std::optional<std::vector<std::string>>> GetStringArray(const Doc& doc,
+                                                               const toml::table& table,
+                                                               std::string_view prefix,
+                                                               std::string_view key);
+Result<std::optional<std::map<std::string, std::string>>> GetStringMap(const Doc& doc,
+                                                                       const toml::table& table,
+                                                                       std::string_view prefix,
+                                                                       std::string_view key);
+// GetTable returns the sub-table at `key`, nullptr when absent, an error when not a table.
+Result<const toml::table*> GetTable(const Doc& doc, const toml::table& table,
+                                    std::string_view prefix, std::string_view key);
+
+// Writer helpers: TOML basic strings and keys, quoted only when needed.
+std::string Quote(std::string_view s);
+std::string Key(std::string_view k);
+std::string StringArray(const std::vector<std::string>& items);
+
+}  // namespace enclavia::config::internal
+
+#endif  // ENCLAVIA_LIB_CONFIG_INTERNAL_TOML_H_
