@@ -38,6 +38,7 @@ fuzz: deps
 bench: deps build
 	./build/bin/enclavia_attestation_bench --benchmark_repetitions=5 \
 	  --benchmark_report_aggregates_only=true
+	./bench/build.sh build 200 5
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')

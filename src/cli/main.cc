@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/attest.h"
+#include "cli/build.h"
 #include "lib/crypto/random.h"
 
 int main(int argc, char** argv) {
@@ -42,6 +43,37 @@ int main(int argc, char** argv) {
   s->add_option("-o,--output", simulate.output, "Where to write the document (raw CBOR)")
       ->required();
 
+  enclavia::cli::BuildFlags build;
+  CLI::App* b = app.add_subcommand("build", "Build a reproducible enclave image (EIF)");
+  b->add_option("DIR", build.dir, "Directory holding the Enclaviafile (or the file)")
+      ->default_val(".");
+  b->add_option("-o,--output", build.output, "Write the image here (else only measure it)");
+  b->add_flag("--json", build.json, "Print the measurements as JSON, like nitro-cli");
+  b->add_flag("--update-lock", build.update_lock, "Accept inputs that differ from enclavia.lock");
+  b->add_option("--sign-cert", build.sign_cert, "Sign the image: certificate (PEM)");
+  b->add_option("--sign-key", build.sign_key, "Sign the image: private key (PEM)");
+  b->add_flag("!--no-progress", build.progress, "Do not draw a progress line");
+
+  enclavia::cli::DescribeFlags describe;
+  CLI::App* d = app.add_subcommand("describe", "Describe an enclave image, like nitro-cli describe-eif");
+  d->add_option("FILE", describe.file, "The EIF")->required();
+  d->add_flag("--json", describe.json, "Print JSON, like nitro-cli");
+
+  enclavia::cli::ReproduceFlags reproduce;
+  CLI::App* r = app.add_subcommand(
+      "reproduce", "Rebuild from source and lock, and compare with an image, PCRs or an attestation");
+  r->add_option("DIR", reproduce.dir, "Directory holding the Enclaviafile and enclavia.lock")
+      ->default_val(".");
+  r->add_option("--expect", reproduce.expect_eif, "Compare with this image (EIF)");
+  r->add_option("--pcrs", reproduce.pcrs_json, "Compare with these PCRs (nitro-cli JSON)");
+  r->add_option("--attestation", reproduce.attestation,
+                "Compare with the PCRs this attestation document proves");
+  r->add_option("--root", reproduce.roots, "--attestation: also trust this root (PEM)");
+  r->add_flag("--no-aws-root", reproduce.no_aws_root, "--attestation: do not trust the AWS root");
+  r->add_option("--at", reproduce.at, "--attestation: verification time (RFC 3339 or 'now')")
+      ->default_val("now");
+  r->add_flag("--json", reproduce.json, "Print the comparison as JSON");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -53,6 +85,15 @@ int main(int argc, char** argv) {
   }
   if (s->parsed()) {
     return enclavia::cli::RunAttestSimulate(simulate, std::cout, std::cerr);
+  }
+  if (b->parsed()) {
+    return enclavia::cli::RunBuild(build, std::cout, std::cerr);
+  }
+  if (d->parsed()) {
+    return enclavia::cli::RunDescribe(describe, std::cout, std::cerr);
+  }
+  if (r->parsed()) {
+    return enclavia::cli::RunReproduce(reproduce, std::cout, std::cerr);
   }
   return 2;
 }
