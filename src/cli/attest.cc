@@ -7,6 +7,7 @@
 #include <charconv>
 #include <ostream>
 
+#include "cli/trust.h"
 #include "host/nsm/simulator.h"
 #include "lib/attestation/aws_root.h"
 #include "lib/attestation/verifier.h"
@@ -54,19 +55,6 @@ Result<std::optional<Bytes>> OptionalHex(const std::string& hex, const char* fla
   return std::optional<Bytes>(std::move(b).value());
 }
 
-// ReadDocument reads raw CBOR or base64 text: a COSE_Sign1 starts with 0x84 (array of 4) or 0xd2
-// (tag 18), neither of which is printable, so the two cannot be confused.
-Result<Bytes> ReadDocument(const std::string& path) {
-  ASSIGN_OR_RETURN(Bytes data, ReadFile(path, kMaxInputFileSize));
-  if (!data.empty() && (data[0] == 0x84 || data[0] == 0xd2)) {
-    return data;
-  }
-  auto decoded = Base64Decode(AsString(data));
-  if (!decoded) {
-    return Error(Code::kMalformed, path + ": neither a CBOR COSE_Sign1 nor base64 text");
-  }
-  return decoded;
-}
 
 nlohmann::json OptionalHexJson(const std::optional<Bytes>& b) {
   return b ? nlohmann::json(HexEncode(*b)) : nlohmann::json(nullptr);
@@ -174,23 +162,7 @@ int RunAttestVerify(const AttestVerifyFlags& flags, std::ostream& out, std::ostr
     }
     at = *parsed;
   }
-  std::vector<crypto::Certificate> roots;
-  for (const std::string& path : flags.roots) {
-    auto pem = ReadFile(path, 1 << 20);
-    if (!pem) {
-      return Usage(err, pem.error());
-    }
-    auto certs = crypto::Certificate::AllFromPem(AsString(*pem));
-    if (!certs) {
-      return Usage(err, certs.error().WithContext("--root " + path));
-    }
-    for (auto& c : *certs) {
-      roots.push_back(std::move(c));
-    }
-  }
-  auto verifier = attestation::Verifier::Create(
-      flags.no_aws_root ? attestation::AwsRoot::kDoNotTrust : attestation::AwsRoot::kTrust,
-      std::move(roots));
+  auto verifier = MakeVerifier(flags.roots, flags.no_aws_root);
   if (!verifier) {
     return Usage(err, verifier.error());
   }

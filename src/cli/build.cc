@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/trust.h"
 #include "lib/base/encoding.h"
 #include "lib/base/file.h"
 #include "lib/builder/builder.h"
@@ -286,27 +287,16 @@ int RunReproduce(const ReproduceFlags& flags, std::ostream& out, std::ostream& e
     if (!at) {
       return Usage(err, at.error().WithContext("--at").message());
     }
-    std::vector<crypto::Certificate> roots;
-    for (const std::string& path : flags.roots) {
-      auto pem = ReadFile(path, 1 << 20);
-      if (!pem) {
-        return Fail(err, pem.error());
-      }
-      auto certs = crypto::Certificate::AllFromPem(AsString(*pem));
-      if (!certs) {
-        return Fail(err, certs.error().WithContext("--root " + path));
-      }
-      for (auto& c : *certs) {
-        roots.push_back(std::move(c));
-      }
-    }
-    auto verifier = attestation::Verifier::Create(
-        flags.no_aws_root ? attestation::AwsRoot::kDoNotTrust : attestation::AwsRoot::kTrust,
-        std::move(roots));
+    auto verifier = MakeVerifier(flags.roots, flags.no_aws_root);
     if (!verifier) {
       return Fail(err, verifier.error());
     }
-    expected = builder::ExpectFromAttestation(flags.attestation, *verifier, *at);
+    auto document = ReadDocument(flags.attestation);
+    if (!document) {
+      return Fail(err, document.error());
+    }
+    expected = builder::ExpectFromAttestation(*document, "attestation " + flags.attestation,
+                                              *verifier, *at);
   }
   if (!expected) {
     return Fail(err, expected.error());

@@ -109,28 +109,20 @@ Result<Expected> ExpectFromPcrJson(const std::string& path) {
   return e;
 }
 
-Result<Expected> ExpectFromAttestation(const std::string& path,
+Result<Expected> ExpectFromAttestation(ByteSpan document, const std::string& description,
                                        const attestation::Verifier& verifier, SystemTime at) {
-  ASSIGN_OR_RETURN(Bytes data, ReadFile(path, 1 << 20));
-  if (data.empty() || (data[0] != 0x84 && data[0] != 0xd2)) {
-    auto decoded = Base64Decode(AsString(data));
-    if (!decoded) {
-      return Error(Code::kMalformed, path + ": neither a CBOR COSE_Sign1 nor base64 text");
-    }
-    data = std::move(*decoded);
-  }
   attestation::TrustPolicy policy;
   policy.allow_debug = true;  // refused below with a clearer message
-  auto verified = verifier.Verify(data, at, policy);
+  auto verified = verifier.Verify(document, at, policy);
   if (!verified) {
-    return std::move(verified).error().WithContext(path);
+    return std::move(verified).error().WithContext(description);
   }
   if (verified->debug()) {
     return Error(Code::kPolicyViolation,
-                 path + ": a debug-mode enclave attests zero PCRs; nothing to compare");
+                 description + ": a debug-mode enclave attests zero PCRs; nothing to compare");
   }
   Expected e;
-  e.description = "attestation " + path;
+  e.description = description;
   for (int index : {0, 1, 2}) {
     auto it = verified->document().pcrs.find(static_cast<uint32_t>(index));
     if (it != verified->document().pcrs.end()) {

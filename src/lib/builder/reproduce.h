@@ -28,9 +28,9 @@ Result<Expected> ExpectFromEif(const std::string& path);
 // ExpectFromPcrJson accepts nitro-cli's build/describe output ({"Measurements": {"PCR0": ...}})
 // or a plain {"PCR0": hex, ...} object.
 Result<Expected> ExpectFromPcrJson(const std::string& path);
-// ExpectFromAttestation verifies an attestation document (raw CBOR or base64) at `at` with
-// `verifier` and takes its PCR0/1/2. A debug-mode document (zero PCRs) is refused.
-Result<Expected> ExpectFromAttestation(const std::string& path,
+// ExpectFromAttestation verifies an attestation document at `at` with `verifier` and takes its
+// PCR0/1/2; `description` names it in messages. A debug-mode document (zero PCRs) is refused.
+Result<Expected> ExpectFromAttestation(ByteSpan document, const std::string& description,
                                        const attestation::Verifier& verifier, SystemTime at);
 
 struct PcrCheck {
