@@ -247,6 +247,25 @@ PY
 expect 1 "a corrupted layer is refused" -- "$enclavia" build "$work/oci" -o "$work/oci3.eif"
 check "the error names the layer" grep -q "sha256" "$work/err"
 
+# kernel = "nitro": nitro-cli's blobs (a synthetic blobs directory here): its bzImage, its
+# config for the metadata and its cmdline file as the default command line.
+mkdir -p "$work/blobs" "$work/nitro/rootfs"
+head -c 50000 /dev/urandom >"$work/blobs/bzImage"
+printf '#\n# Automatically generated file; DO NOT EDIT.\n# Linux/x86_64 4.14.256-209.484.amzn2.x86_64 Kernel Configuration\n' \
+  >"$work/blobs/bzImage.config"
+printf 'reboot=k panic=30 pci=off nomodules console=ttyS0\n' >"$work/blobs/cmdline"
+printf 'kernel = "nitro"\n[image]\nname = "n"\n[app]\nrootfs = "rootfs"\ncmd = ["/x"]\nport = 1\n' \
+  >"$work/nitro/Enclaviafile"
+expect 1 "nitro kernel without blobs" -- env NITRO_BLOBS_DIR="$work/none" "$enclavia" build "$work/nitro"
+check "the error names the blobs dir" grep -q "NITRO_BLOBS_DIR" "$work/err"
+expect 0 "nitro kernel" -- env NITRO_BLOBS_DIR="$work/blobs" "$enclavia" build "$work/nitro" \
+  -o "$work/nitro.eif"
+check "cmdline from the blobs" grep -q "cmdline  reboot=k panic=30 pci=off nomodules console=ttyS0$" "$work/out"
+check "the lock says nitro" grep -q 'source = "nitro"' "$work/nitro/enclavia.lock"
+expect 0 "describe nitro image" -- "$enclavia" describe "$work/nitro.eif" --json
+check "kernel version from bzImage.config" \
+  test "$(jget "$work/out" "['Metadata']['KernelVersion']")" = "4.14.256"
+
 # Damaged images get a clear error.
 cp "$work/a.eif" "$work/bad.eif"
 printf '\x00' | dd of="$work/bad.eif" bs=1 seek=600 conv=notrunc 2>/dev/null
