@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <optional>
+#include <vector>
 
 #include "lib/crypto/hash.h"
 #include "lib/eif/internal/consumers.h"
@@ -249,19 +250,15 @@ class TempFile {
 
 Bytes Pcr8(const Plan& plan) { return ExtendPcr(crypto::Sha384(*plan.certificate_der)); }
 
-}  // namespace
-
-Result<Measurements> WriteEif(const ImageSpec& spec, const std::string& path) {
-  ASSIGN_OR_RETURN(Plan plan, MakePlan(spec));
-  ASSIGN_OR_RETURN(TempFile file, TempFile::Create(path));
-
+// Measure streams every section of `plan` once through the PCR hashers and `others` (the CRC
+// and the file writer when writing), and returns PCR0/1/2.
+Result<Measurements> Measure(const Plan& plan, ProgressReporter& progress,
+                             std::vector<internal::Consumer*> others) {
   internal::Pcr0Hasher pcr0;
   internal::Pcr12Hasher pcr12;
-  internal::Crc32 crc;
-  internal::FileWriter writer(file.fd(), kHeaderSize);
-  ProgressReporter progress(spec, plan.body_end - kHeaderSize);
+  others.insert(others.begin(), {&pcr0, &pcr12});
   {
-    Pipeline pipeline({&pcr0, &pcr12, &crc, &writer}, OptionsFor(plan, progress));
+    Pipeline pipeline(std::move(others), OptionsFor(plan, progress));
     RETURN_IF_ERROR(pipeline.Start());
     auto produced = Produce(plan, pipeline);
     auto finished = pipeline.Finish();
@@ -272,6 +269,19 @@ Result<Measurements> WriteEif(const ImageSpec& spec, const std::string& path) {
   m.pcr0 = pcr0.Pcr0();
   m.pcr1 = pcr12.Pcr1();
   m.pcr2 = pcr12.Pcr2();
+  return m;
+}
+
+}  // namespace
+
+Result<Measurements> WriteEif(const ImageSpec& spec, const std::string& path) {
+  ASSIGN_OR_RETURN(Plan plan, MakePlan(spec));
+  ASSIGN_OR_RETURN(TempFile file, TempFile::Create(path));
+
+  internal::Crc32 crc;
+  internal::FileWriter writer(file.fd(), kHeaderSize);
+  ProgressReporter progress(spec, plan.body_end - kHeaderSize);
+  ASSIGN_OR_RETURN(Measurements m, Measure(plan, progress, {&crc, &writer}));
 
   internal::Header header;
   header.flags = spec.flags;
@@ -321,21 +331,8 @@ Result<Measurements> WriteEif(const ImageSpec& spec, const std::string& path) {
 
 Result<Measurements> MeasureImage(const ImageSpec& spec) {
   ASSIGN_OR_RETURN(Plan plan, MakePlan(spec));
-  internal::Pcr0Hasher pcr0;
-  internal::Pcr12Hasher pcr12;
   ProgressReporter progress(spec, plan.body_end - kHeaderSize);
-  {
-    Pipeline pipeline({&pcr0, &pcr12}, OptionsFor(plan, progress));
-    RETURN_IF_ERROR(pipeline.Start());
-    auto produced = Produce(plan, pipeline);
-    auto finished = pipeline.Finish();
-    RETURN_IF_ERROR(produced);
-    RETURN_IF_ERROR(finished);
-  }
-  Measurements m;
-  m.pcr0 = pcr0.Pcr0();
-  m.pcr1 = pcr12.Pcr1();
-  m.pcr2 = pcr12.Pcr2();
+  ASSIGN_OR_RETURN(Measurements m, Measure(plan, progress, {}));
   if (plan.certificate_der) {
     m.pcr8 = Pcr8(plan);
   }
