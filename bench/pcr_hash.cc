@@ -10,34 +10,14 @@
 #include <string>
 
 #include "lib/base/encoding.h"
-#include "lib/base/file.h"
 #include "lib/base/sink.h"
 #include "lib/crypto/hash.h"
 #include "lib/eif/format.h"
 #include "lib/eif/metadata.h"
 #include "lib/eif/writer.h"
 #include "lib/image/tree.h"
-#include "lib/sys/fd.h"
-
-#include <fcntl.h>
 
 namespace {
-
-class FileSource final : public enclavia::ByteSource {
- public:
-  FileSource(std::string path, uint64_t size) : path_(std::move(path)), size_(size) {}
-  uint64_t size() const override { return size_; }
-  enclavia::Result<void> WriteTo(enclavia::ByteSink& sink) const override {
-    enclavia::image::Entry entry;
-    entry.size = size_;
-    entry.content = enclavia::image::PathContent{path_};
-    return enclavia::image::StreamContent(entry, sink);
-  }
-
- private:
-  std::string path_;
-  uint64_t size_;
-};
 
 class HashSink final : public enclavia::ByteSink {
  public:
@@ -60,16 +40,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   const char* path = argv[argc - 1];
-  auto fd = enclavia::sys::Open(path, O_RDONLY);
-  if (!fd) {
-    std::fprintf(stderr, "%s\n", fd.error().message().c_str());
+  auto opened = enclavia::image::FileSource::Open(path);
+  if (!opened) {
+    std::fprintf(stderr, "%s\n", opened.error().message().c_str());
     return 1;
   }
-  auto size = enclavia::sys::FileSize(fd->get());
-  if (!size) {
-    return 1;
-  }
-  FileSource kernel(path, *size);
+  const enclavia::image::FileSource& kernel = *opened;
   if (!image) {
     HashSink sink;
     if (auto r = kernel.WriteTo(sink); !r) {

@@ -39,27 +39,7 @@ constexpr std::string_view kDefaultCmdline =
 constexpr uint64_t kMaxKernelSize = 256ull << 20;
 constexpr uint64_t kMaxRuntimeFile = 512ull << 20;
 
-// FileSource streams a file whose size was fixed when it was opened.
-class FileSource final : public ByteSource {
- public:
-  static Result<FileSource> Open(const std::string& path) {
-    ASSIGN_OR_RETURN(sys::UniqueFd fd, sys::Open(path, O_RDONLY));
-    ASSIGN_OR_RETURN(uint64_t size, sys::FileSize(fd.get()));
-    return FileSource(path, size);
-  }
-  uint64_t size() const override { return size_; }
-  Result<void> WriteTo(ByteSink& sink) const override {
-    image::Entry entry;
-    entry.size = size_;
-    entry.content = image::PathContent{path_};
-    return image::StreamContent(entry, sink);
-  }
-
- private:
-  FileSource(std::string path, uint64_t size) : path_(std::move(path)), size_(size) {}
-  std::string path_;
-  uint64_t size_;
-};
+using image::FileSource;
 
 // Sha256Sink hashes what it receives.
 class Sha256Sink final : public ByteSink {

@@ -328,4 +328,17 @@ Result<void> StreamContent(const Entry& entry, ByteSink& sink) {
   return Ok();
 }
 
+Result<FileSource> FileSource::Open(const std::string& path) {
+  ASSIGN_OR_RETURN(sys::UniqueFd fd, sys::Open(path, O_RDONLY));
+  ASSIGN_OR_RETURN(uint64_t size, sys::FileSize(fd.get()));
+  return FileSource(path, size);
+}
+
+Result<void> FileSource::WriteTo(ByteSink& sink) const {
+  Entry entry;
+  entry.size = size_;
+  entry.content = PathContent{path_};
+  return StreamContent(entry, sink);
+}
+
 }  // namespace enclavia::image

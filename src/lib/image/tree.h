@@ -100,6 +100,21 @@ class Tree {
 // it is being read is not detected). For a hard link, pass the leader's entry.
 Result<void> StreamContent(const Entry& entry, ByteSink& sink);
 
+// FileSource is a file on the build machine as a ByteSource (a kernel, a runtime binary): its size
+// is fixed when it is opened, and WriteTo streams it through StreamContent, so a file that changed
+// size in between fails rather than producing a different stream.
+class FileSource final : public ByteSource {
+ public:
+  static Result<FileSource> Open(const std::string& path);
+  uint64_t size() const override { return size_; }
+  Result<void> WriteTo(ByteSink& sink) const override;
+
+ private:
+  FileSource(std::string path, uint64_t size) : path_(std::move(path)), size_(size) {}
+  std::string path_;
+  uint64_t size_;
+};
+
 }  // namespace enclavia::image
 
 #endif  // ENCLAVIA_LIB_IMAGE_TREE_H_
