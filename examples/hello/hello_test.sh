@@ -9,12 +9,8 @@ linkage=${2:-static}
 work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
-passed=0
-failed=0
-check() {  # check NAME CONDITION...
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name" >&2; fi
-}
+# shellcheck source=/dev/null
+source "$(dirname "$0")/../../tests/integration/testlib.sh"
 
 start() {  # start NAME [ENV...]: runs hello --port 0, sets $pid and $port
   local name=$1; shift
@@ -64,5 +60,4 @@ if [ "$linkage" = static ]; then
   check "stripped (no symbol table)" bash -c "! readelf -S '$hello' | grep -q '\.symtab'"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

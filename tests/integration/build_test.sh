@@ -12,25 +12,10 @@ export ENCLAVIA_RUNTIME_DIR=${2:?runtime dir}
 eif_check=${3:?path to eif_check.py}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# shellcheck source=/dev/null
+source "$(dirname "$0")/testlib.sh"
 unset SOURCE_DATE_EPOCH
-passed=0
-failed=0
 
-check() {  # check NAME CMD...
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name" >&2; fi
-}
-expect() {  # expect CODE NAME -- CMD...: stdout/stderr land in $work/out, $work/err
-  local code=$1 name=$2; shift 3
-  "$@" >"$work/out" 2>"$work/err"
-  local got=$?
-  if [ "$got" -ne "$code" ]; then
-    echo "FAIL: $name: exit $got, want $code; stderr: $(cat "$work/err")" >&2
-    failed=$((failed + 1))
-    return 1
-  fi
-  passed=$((passed + 1))
-}
 jget() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))$2)" "$1"; }
 
 # A synthetic kernel (the builder treats it as an opaque blob) with a config like Debian's.
@@ -274,5 +259,4 @@ check "CRC mismatch reported" grep -q "CRC" "$work/err"
 head -c 1000 "$work/a.eif" >"$work/short.eif"
 expect 1 "describe a truncated image" -- "$enclavia" describe "$work/short.eif"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

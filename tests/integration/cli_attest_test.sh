@@ -7,25 +7,9 @@ enclavia=${1:?path to enclavia}
 fixtures=${ENCLAVIA_FIXTURES:-${2:-}}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
+# shellcheck source=/dev/null
+source "$(dirname "$0")/testlib.sh"
 
-check() {  # check NAME CONDITION...
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name" >&2; fi
-}
-# expect CODE NAME -- CMD...: runs CMD, checks its exit code; stdout/stderr land in $work/out, err.
-expect() {
-  local code=$1 name=$2; shift 3
-  "$@" >"$work/out" 2>"$work/err"
-  local got=$?
-  if [ "$got" -ne "$code" ]; then
-    echo "FAIL: $name: exit $got, want $code; stderr: $(cat "$work/err")" >&2
-    failed=$((failed + 1))
-    return 1
-  fi
-  passed=$((passed + 1))
-}
 one_line_error() {  # stderr is exactly one line starting with "enclavia: "
   [ "$(wc -l <"$work/err")" -eq 1 ] && grep -q '^enclavia: ' "$work/err"
 }
@@ -104,5 +88,4 @@ else
   echo "SKIP: real-document checks (shared fixtures not found; set ENCLAVIA_FIXTURES)"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -28,12 +28,8 @@ if [ "${KEEP:-0}" = 1 ]; then
 else
   trap 'rm -rf "$work" "$work2"' EXIT
 fi
-passed=0
-failed=0
-check() {  # check NAME CONDITION...
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name" >&2; fi
-}
+# shellcheck source=/dev/null
+source "$(dirname "$0")/testlib.sh"
 
 # The files of the tree: what git tracks (plus new files not ignored yet, so an uncommitted change
 # is tested too), else everything except build directories and .git.
@@ -138,5 +134,4 @@ if $ok; then
 fi
 
 echo "runtime_reproducible took $(($(date +%s) - start)) s"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
