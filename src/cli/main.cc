@@ -6,6 +6,7 @@
 
 #include "cli/attest.h"
 #include "cli/build.h"
+#include "cli/channel_cmds.h"
 #include "lib/crypto/random.h"
 
 int main(int argc, char** argv) {
@@ -74,6 +75,34 @@ int main(int argc, char** argv) {
       ->default_val("now");
   r->add_flag("--json", reproduce.json, "Print the comparison as JSON");
 
+  enclavia::cli::ProxyFlags proxy;
+  CLI::App* px = app.add_subcommand(
+      "proxy", "Serve legacy TCP clients through an attested channel to an enclave's port");
+  px->add_option("--listen", proxy.listen, "Where to accept TCP connections (IP:PORT)")->required();
+  px->add_option("--enclave", proxy.enclave, "The host relay: ws://HOST:PORT/ or wss://…")
+      ->required();
+  px->add_option("--trust", proxy.trust, "Trust file (TOML): roots, PCR sets, max_age")
+      ->required();
+  px->add_option("--port", proxy.port, "The enclave's application port")->default_val(80);
+  px->add_option("--ca-file", proxy.tls.ca_file, "wss://: trust these CAs (PEM)");
+  px->add_flag("--insecure-tls", proxy.tls.insecure,
+               "wss://: skip the TLS certificate check (the enclave is still verified)");
+
+  enclavia::cli::ConnectFlags connect;
+  CLI::App* cn = app.add_subcommand(
+      "connect", "Pipe stdin/stdout to an enclave's port over an attested channel, like nc");
+  cn->add_option("URL", connect.enclave, "The host relay: ws://HOST:PORT/ or wss://…")
+      ->required();
+  cn->add_option("--trust", connect.trust, "Trust file (TOML)")->required();
+  cn->add_option("--port", connect.port, "The enclave's application port")->default_val(80);
+  cn->add_flag("--print-attestation", connect.print_attestation,
+               "Print the verified attestation (JSON) on stderr");
+  cn->add_flag("--attestation-only", connect.attestation_only,
+               "Verify, print the attestation (JSON) on stdout and exit");
+  cn->add_option("--ca-file", connect.tls.ca_file, "wss://: trust these CAs (PEM)");
+  cn->add_flag("--insecure-tls", connect.tls.insecure,
+               "wss://: skip the TLS certificate check (the enclave is still verified)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -94,6 +123,12 @@ int main(int argc, char** argv) {
   }
   if (r->parsed()) {
     return enclavia::cli::RunReproduce(reproduce, std::cout, std::cerr);
+  }
+  if (px->parsed()) {
+    return enclavia::cli::RunProxy(proxy, std::cout, std::cerr);
+  }
+  if (cn->parsed()) {
+    return enclavia::cli::RunConnect(connect, std::cout, std::cerr);
   }
   return 2;
 }

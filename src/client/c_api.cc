@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: Apache-2.0
+// The C ABI: a thin shell over client::Channel. No exception or C++ type crosses it.
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+
+#include "client/channel.h"
+#include "client/trust.h"
+#include "enclavia/client.h"
+#include "lib/crypto/random.h"
+
+struct enclavia_channel {
+  std::unique_ptr<enclavia::client::Channel> channel;
+};
+
+struct enclavia_stream {
+  std::unique_ptr<enclavia::client::Stream> stream;
+};
+
+namespace {
+
+thread_local std::string last_error;
+
+enclavia_status Fail(const enclavia::Error& error) {
+  last_error = error.message();
+  return static_cast<enclavia_status>(error.code());
+}
+
+enclavia_status Invalid(const char* message) {
+  last_error = message;
+  return ENCLAVIA_INVALID_ARGUMENT;
+}
+
+enclavia_status Succeed() {
+  last_error.clear();
+  return ENCLAVIA_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* enclavia_last_error(void) { return last_error.c_str(); }
+
+const char* enclavia_status_name(enclavia_status status) {
+  if (status < ENCLAVIA_OK || status > ENCLAVIA_UNAVAILABLE) {
+    return "unknown";
+  }
+  return enclavia::CodeName(static_cast<enclavia::Code>(status)).data();
+}
+
+enclavia_status enclavia_channel_connect(enclavia_channel** out, const char* url,
+                                         const char* trust_file) {
+  if (out == nullptr || url == nullptr || trust_file == nullptr) {
+    return Invalid("enclavia_channel_connect: NULL argument");
+  }
+  *out = nullptr;
+  if (auto init = enclavia::crypto::Init(); !init) {
+    return Fail(init.error());
+  }
+  auto policy = enclavia::client::LoadTrustPolicy(trust_file);
+  if (!policy) {
+    return Fail(policy.error());
+  }
+  auto channel = enclavia::client::Channel::Connect(url, std::move(*policy));
+  if (!channel) {
+    return Fail(channel.error());
+  }
+  *out = new (std::nothrow) enclavia_channel{std::move(*channel)};
+  if (*out == nullptr) {
+    return Invalid("out of memory");
+  }
+  return Succeed();
+}
+
+void enclavia_channel_free(enclavia_channel* channel) { delete channel; }
+
+enclavia_status enclavia_channel_pcr(const enclavia_channel* channel, uint8_t out[48],
+                                     uint32_t index) {
+  if (channel == nullptr || out == nullptr) {
+    return Invalid("enclavia_channel_pcr: NULL argument");
+  }
+  const auto& pcrs = channel->channel->attestation().document().pcrs;
+  auto it = pcrs.find(index);
+  if (it == pcrs.end() || it->second.size() != 48) {
+    last_error = "no PCR" + std::to_string(index) + " in the attestation";
+    return ENCLAVIA_NOT_FOUND;
+  }
+  std::memcpy(out, it->second.data(), 48);
+  return Succeed();
+}
+
+const char* enclavia_channel_module_id(const enclavia_channel* channel) {
+  if (channel == nullptr) {
+    return "";
+  }
+  return channel->channel->attestation().document().module_id.c_str();
+}
+
+enclavia_status enclavia_stream_open(enclavia_channel* channel, enclavia_stream** out,
+                                     uint16_t port) {
+  if (channel == nullptr || out == nullptr) {
+    return Invalid("enclavia_stream_open: NULL argument");
+  }
+  *out = nullptr;
+  auto stream = channel->channel->OpenStream(port);
+  if (!stream) {
+    return Fail(stream.error());
+  }
+  *out = new (std::nothrow) enclavia_stream{std::move(*stream)};
+  if (*out == nullptr) {
+    return Invalid("out of memory");
+  }
+  return Succeed();
+}
+
+enclavia_status enclavia_stream_write(enclavia_stream* stream, const uint8_t* data, size_t size) {
+  if (stream == nullptr || (data == nullptr && size > 0)) {
+    return Invalid("enclavia_stream_write: NULL argument");
+  }
+  auto written = stream->stream->Write(enclavia::ByteSpan(data, size));
+  return written ? Succeed() : Fail(written.error());
+}
+
+enclavia_status enclavia_stream_read(enclavia_stream* stream, size_t* out_size, uint8_t* buffer,
+                                     size_t capacity) {
+  if (stream == nullptr || out_size == nullptr || buffer == nullptr || capacity == 0) {
+    return Invalid("enclavia_stream_read: NULL argument or zero capacity");
+  }
+  *out_size = 0;
+  auto n = stream->stream->Read(std::span<uint8_t>(buffer, capacity));
+  if (!n) {
+    return Fail(n.error());
+  }
+  *out_size = *n;
+  return Succeed();
+}
+
+enclavia_status enclavia_stream_close_write(enclavia_stream* stream) {
+  if (stream == nullptr) {
+    return Invalid("enclavia_stream_close_write: NULL argument");
+  }
+  auto closed = stream->stream->CloseWrite();
+  return closed ? Succeed() : Fail(closed.error());
+}
+
+void enclavia_stream_free(enclavia_stream* stream) { delete stream; }
+
+}  // extern "C"

@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "lib/channel/trust.h"
+
+#include <string>
+
+#include "lib/base/encoding.h"
+
+namespace enclavia::channel {
+
+Result<void> CheckPolicy(const TrustPolicy& policy) {
+  if (policy.verifier == nullptr) {
+    return Error(Code::kInvalidArgument, "trust policy: no trusted roots");
+  }
+  if (policy.accept.empty()) {
+    return Error(Code::kInvalidArgument,
+                 "trust policy: no accepted PCR set; a client must name the PCRs it trusts");
+  }
+  for (const PcrSet& set : policy.accept) {
+    if (set.empty()) {
+      return Error(Code::kInvalidArgument, "trust policy: an accepted PCR set lists no PCR");
+    }
+    for (const auto& [index, value] : set) {
+      if (index >= 32 || value.size() != 48) {
+        return Error(Code::kInvalidArgument, "trust policy: PCR" + std::to_string(index) +
+                                                 " must be 48 bytes (96 hex digits), index < 32");
+      }
+    }
+  }
+  if (policy.max_age.count() <= 0) {
+    return Error(Code::kInvalidArgument, "trust policy: max_age must be positive");
+  }
+  return Ok();
+}
+
+Result<attestation::VerifiedAttestation> VerifyEnclave(
+    const TrustPolicy& policy, ByteSpan document, const crypto::X25519PublicKey& enclave_static,
+    const crypto::X25519PublicKey& client_ephemeral) {
+  RETURN_IF_ERROR(CheckPolicy(policy));
+  attestation::TrustPolicy checks;
+  checks.allow_debug = policy.allow_debug;
+  checks.expected_public_key = Bytes(enclave_static.begin(), enclave_static.end());
+  if (policy.freshness == Freshness::kFresh) {
+    checks.expected_nonce = Bytes(client_ephemeral.begin(), client_ephemeral.end());
+  }
+  checks.max_age = policy.max_age;
+  SystemTime now =
+      policy.clock ? policy.clock() : SystemTime(std::chrono::system_clock::now());
+  auto verified = policy.verifier->Verify(document, now, checks);
+  if (!verified) {
+    return verified.error().WithContext("enclave attestation");
+  }
+  const auto& pcrs = verified->document().pcrs;
+  for (const PcrSet& set : policy.accept) {
+    bool all = true;
+    for (const auto& [index, value] : set) {
+      auto it = pcrs.find(index);
+      all = all && it != pcrs.end() && it->second == value;
+    }
+    if (all) {
+      return verified;
+    }
+  }
+  std::string seen;
+  for (uint32_t index : {0u, 1u, 2u}) {
+    auto it = pcrs.find(index);
+    if (it != pcrs.end()) {
+      seen += " PCR" + std::to_string(index) + "=" + HexEncode(it->second).substr(0, 16) + "…";
+    }
+  }
+  return Error(Code::kPolicyViolation,
+               "enclave attestation: PCRs match no accepted set (" + seen.substr(1) + ")");
+}
+
+}  // namespace enclavia::channel
