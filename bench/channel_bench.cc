@@ -10,6 +10,7 @@
 //                                ChaCha20-Poly1305 over the same bytes: nothing can do less.
 #include <benchmark/benchmark.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -55,8 +56,10 @@ Enclave& TheEnclave() {
 void BM_EnclaveHandshake(benchmark::State& state) {
   Enclave& enclave = TheEnclave();
   const bool fresh = state.range(0) == 1;
+  // Only the enclave's two steps are timed, with the steady clock (PauseTiming reads the
+  // process CPU clock, a system call that would cost more than what is measured here).
+  using Clock = std::chrono::steady_clock;
   for (auto _ : state) {
-    state.PauseTiming();
     crypto::X25519Keypair client_static = crypto::X25519Keypair::Generate();
     noise::HandshakeConfig config;
     config.role = noise::Role::kInitiator;
@@ -65,21 +68,23 @@ void BM_EnclaveHandshake(benchmark::State& state) {
     auto client = noise::Handshake::Create(config);
     auto m1 = client->WriteMessage(channel::EncodeClientHello({.fresh = fresh}));
     ENCLAVIA_CHECK(m1.has_value());
-    state.ResumeTiming();
 
+    auto t0 = Clock::now();
     auto server = channel::ServerHandshake::Create(enclave.key, *enclave.source);
     auto m2 = server->ReadClientHello(*m1);
+    auto t1 = Clock::now();
     ENCLAVIA_CHECK(m2.has_value());
 
-    state.PauseTiming();
     ENCLAVIA_CHECK(client->ReadMessage(*m2).has_value());
     auto m3 = client->WriteMessage(channel::EncodeClientFinish());
     ENCLAVIA_CHECK(m3.has_value());
-    state.ResumeTiming();
 
+    auto t2 = Clock::now();
     auto channel = std::move(*server).ReadClientFinish(*m3);
+    auto t3 = Clock::now();
     ENCLAVIA_CHECK(channel.has_value());
     benchmark::DoNotOptimize(channel);
+    state.SetIterationTime(std::chrono::duration<double>((t1 - t0) + (t3 - t2)).count());
   }
   state.counters["handshakes/s"] =
       benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
@@ -110,7 +115,12 @@ void BM_Floor(benchmark::State& state) {
   }
 }
 
-BENCHMARK(BM_EnclaveHandshake)->ArgName("fresh")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_EnclaveHandshake)
+    ->ArgName("fresh")
+    ->Arg(0)
+    ->Arg(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Floor)->Unit(benchmark::kMicrosecond);
 
 }  // namespace

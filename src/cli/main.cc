@@ -8,8 +8,10 @@
 #include "cli/build.h"
 #include "cli/channel_cmds.h"
 #include "lib/crypto/random.h"
+#include "lib/sys/process.h"
 
 int main(int argc, char** argv) {
+  enclavia::sys::TuneAllocatorForStreaming();
   if (auto init = enclavia::crypto::Init(); !init) {
     std::cerr << "enclavia: " << init.error().message() << "\n";
     return 1;

@@ -93,7 +93,9 @@ class WsStream : public tunnel::MessageStream {
   ~WsStream() override { Close(); }
 
   void AsyncRead(ReadHandler handler) override {
-    auto buffer = std::make_shared<beast::flat_buffer>();
+    // One buffer for the stream's life: a new one per message would regrow (and, past malloc's
+    // mmap threshold, page-fault in) 64 KiB for every message.
+    auto buffer = buffer_;
     ws_->async_read(*buffer, [ws = ws_, buffer, handler = std::move(handler)](error_code ec,
                                                                                size_t) {
       if (ec) {
@@ -106,7 +108,9 @@ class WsStream : public tunnel::MessageStream {
       }
       auto data = buffer->data();
       const auto* p = static_cast<const uint8_t*>(data.data());
-      handler(Bytes(p, p + data.size()));
+      Bytes message(p, p + data.size());
+      buffer->consume(buffer->size());
+      handler(std::move(message));
     });
   }
 
@@ -134,6 +138,7 @@ class WsStream : public tunnel::MessageStream {
 
  private:
   std::shared_ptr<websocket::stream<Next>> ws_;
+  std::shared_ptr<beast::flat_buffer> buffer_ = std::make_shared<beast::flat_buffer>();
   bool closed_ = false;
 };
 
@@ -142,6 +147,9 @@ void Configure(websocket::stream<Next>& ws, const Url& url) {
   ws.binary(true);
   ws.read_message_max(net::kMaxRecordSize);
   ws.auto_fragment(false);
+  // A client masks what it sends (RFC 6455 §5.3) through this buffer; at Beast's default of
+  // 4 KiB every 64 KiB message would leave in 16 writes.
+  ws.write_buffer_bytes(net::kMaxRecordSize + 16);
   ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
   ws.set_option(websocket::stream_base::decorator([host = url.host](websocket::request_type& req) {
     req.set(beast::http::field::user_agent, "enclavia-client/1");

@@ -21,6 +21,7 @@
 #include "lib/crypto/random.h"
 #include "lib/eif/reader.h"
 #include "local/misbehaving_nsm.h"
+#include "lib/sys/process.h"
 
 namespace {
 
@@ -34,6 +35,7 @@ int Die(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  enclavia::sys::TuneAllocatorForStreaming();
   CLI::App app{"Run the enclave's channel ingress with the NSM simulator (tests, development)"};
   std::string listen, state_dir, eif, misbehave = "none";
   std::vector<uint16_t> ports;

@@ -13,6 +13,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "host/relay/relay.h"
+#include "lib/sys/process.h"
 
 namespace {
 
@@ -40,6 +41,7 @@ void WaitThenStop(asio::io_context& io, asio::steady_timer& timer, const Relay& 
 }  // namespace
 
 int main(int argc, char** argv) {
+  enclavia::sys::TuneAllocatorForStreaming();
   CLI::App app{"enclavia-relay: pipes WebSocket clients to an enclave, blindly"};
   std::string listen_text;
   std::string enclave_text;
