@@ -56,9 +56,9 @@ enum class Side { kClient, kServer };
 
 struct Options {
   // Bytes the peer may send on a stream before we grant more (our receive buffer per stream).
-  uint32_t initial_window = 256 * 1024;
+  uint32_t initial_window = 1024 * 1024;
   // Streams open at once; an Open beyond it is reset with kRefused.
-  uint32_t max_streams = 1024;
+  uint32_t max_streams = 256;
   // The largest plaintext PollOutgoing may be asked for; DATA frames are cut to fit. At least
   // kMinMessageSize. (Session's constructor aborts on an initial_window of 0 or a smaller
   // max_message_size: those are programming errors, not input.)

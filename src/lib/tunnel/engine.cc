@@ -4,6 +4,7 @@
 #include <type_traits>
 #include <utility>
 #include <variant>
+#include <vector>
 
 namespace enclavia::tunnel {
 
@@ -115,20 +116,30 @@ void Engine::Flush() {
   if (writing_ || closed_) {
     return;
   }
-  std::optional<Bytes> plaintext = session_.PollOutgoing();
-  if (!plaintext) {
+  // Up to kMaxBatch messages leave in one write (one syscall on a RecordStream); more would
+  // only delay the first.
+  constexpr size_t kMaxBatch = 8;
+  std::vector<Bytes> batch;
+  while (batch.size() < kMaxBatch) {
+    std::optional<Bytes> plaintext = session_.PollOutgoing();
+    if (!plaintext) {
+      break;
+    }
+    auto sealed = channel_.Seal(*plaintext);
+    if (!sealed) {
+      Fail(sealed.error());
+      return;
+    }
+    batch.push_back(std::move(*sealed));
+  }
+  if (batch.empty()) {
     if (shutting_down_) {
       Fail(Error(Code::kUnavailable, "channel closed"));
     }
     return;
   }
-  auto sealed = channel_.Seal(*plaintext);
-  if (!sealed) {
-    Fail(sealed.error());
-    return;
-  }
   writing_ = true;
-  stream_->AsyncWrite(std::move(*sealed), [self = shared_from_this()](Result<void> written) {
+  stream_->AsyncWriteMany(std::move(batch), [self = shared_from_this()](Result<void> written) {
     self->writing_ = false;
     if (self->closed_) {
       return;

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "lib/tunnel/message_stream.h"
 
+#include <algorithm>
 #include <array>
+#include <optional>
 #include <string>
 #include <utility>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
@@ -30,12 +33,62 @@ Error StreamError(const error_code& ec, std::string_view what) {
 
 }  // namespace
 
+namespace {
+constexpr size_t kReadBufferSize = 256 * 1024;
+}  // namespace
+
+void MessageStream::AsyncWriteMany(std::vector<Bytes> messages, WriteHandler handler) {
+  struct Chain {
+    MessageStream* stream;
+    std::vector<Bytes> messages;
+    size_t next = 0;
+    WriteHandler handler;
+    static void Step(const std::shared_ptr<Chain>& chain) {
+      if (chain->next == chain->messages.size()) {
+        chain->handler(Ok());
+        return;
+      }
+      Bytes message = std::move(chain->messages[chain->next++]);
+      chain->stream->AsyncWrite(std::move(message), [chain](Result<void> written) {
+        if (!written) {
+          chain->handler(written.error());
+          return;
+        }
+        Step(chain);
+      });
+    }
+  };
+  auto chain = std::make_shared<Chain>(Chain{this, std::move(messages), 0, std::move(handler)});
+  Chain::Step(chain);
+}
+
 struct RecordStream::State {
-  explicit State(GenericSocket s) : socket(std::move(s)) {}
+  explicit State(GenericSocket s) : socket(std::move(s)) { in.resize(kReadBufferSize); }
   GenericSocket socket;
-  std::array<uint8_t, net::kRecordHeaderSize> read_header{};
-  Bytes read_body;
-  Bytes write_buffer;
+  // in[begin, end) holds received bytes not yet handed out as records.
+  Bytes in;
+  size_t begin = 0;
+  size_t end = 0;
+  std::vector<Bytes> out;                            // Bodies being written.
+  std::vector<std::array<uint8_t, 2>> out_headers;   // Their length prefixes.
+
+  // TakeRecord returns a whole buffered record, if there is one.
+  std::optional<Bytes> TakeRecord() {
+    if (end - begin < net::kRecordHeaderSize) {
+      return std::nullopt;
+    }
+    size_t size = (size_t{in[begin]} << 8) | in[begin + 1];
+    if (end - begin < net::kRecordHeaderSize + size) {
+      return std::nullopt;
+    }
+    const uint8_t* p = in.data() + begin + net::kRecordHeaderSize;
+    Bytes record(p, p + size);
+    begin += net::kRecordHeaderSize + size;
+    if (begin == end) {
+      begin = end = 0;
+    }
+    return record;
+  }
 };
 
 RecordStream::RecordStream(GenericSocket socket)
@@ -43,44 +96,68 @@ RecordStream::RecordStream(GenericSocket socket)
 
 RecordStream::~RecordStream() { Close(); }
 
-void RecordStream::AsyncRead(ReadHandler handler) {
-  auto state = state_;
-  asio::async_read(
-      state->socket, asio::buffer(state->read_header),
-      [state, handler = std::move(handler)](error_code ec, size_t) mutable {
+// ReadRecord completes `handler` with the next record, reading more when the buffer holds none.
+// It touches only `state`, which every pending handler keeps alive.
+void RecordStream::ReadRecord(const std::shared_ptr<State>& state, ReadHandler handler) {
+  if (auto record = state->TakeRecord()) {
+    // Completed from the buffer: post rather than call, so a burst of small records cannot
+    // recurse through the caller's read loop.
+    asio::post(state->socket.get_executor(),
+               [handler = std::move(handler), r = std::move(*record)]() mutable {
+                 handler(std::move(r));
+               });
+    return;
+  }
+  // Make room: move the partial record to the front (it is at most 64 KiB + 2).
+  if (state->begin > 0) {
+    std::copy(state->in.begin() + static_cast<std::ptrdiff_t>(state->begin),
+              state->in.begin() + static_cast<std::ptrdiff_t>(state->end), state->in.begin());
+    state->end -= state->begin;
+    state->begin = 0;
+  }
+  state->socket.async_read_some(
+      asio::buffer(state->in.data() + state->end, state->in.size() - state->end),
+      [state, handler = std::move(handler)](error_code ec, size_t n) mutable {
         if (ec) {
-          handler(StreamError(ec, "read record"));
+          bool partial = state->end > state->begin;
+          handler(ec == asio::error::eof && partial ? Error(Code::kMalformed, "record truncated")
+                                                    : StreamError(ec, "read record"));
           return;
         }
-        size_t size = (size_t{state->read_header[0]} << 8) | state->read_header[1];
-        state->read_body.resize(size);
-        asio::async_read(state->socket, asio::buffer(state->read_body),
-                         [state, handler = std::move(handler)](error_code ec2, size_t) {
-                           if (ec2) {
-                             handler(ec2 == asio::error::eof
-                                         ? Error(Code::kMalformed, "record truncated")
-                                         : StreamError(ec2, "read record"));
-                             return;
-                           }
-                           handler(std::move(state->read_body));
-                         });
+        state->end += n;
+        ReadRecord(state, std::move(handler));
       });
 }
 
+void RecordStream::AsyncRead(ReadHandler handler) { ReadRecord(state_, std::move(handler)); }
+
 void RecordStream::AsyncWrite(Bytes message, WriteHandler handler) {
-  if (message.size() > net::kMaxRecordSize) {
-    handler(Error(Code::kInvalidArgument, "record larger than 65535 bytes"));
-    return;
-  }
+  std::vector<Bytes> one;
+  one.push_back(std::move(message));
+  AsyncWriteMany(std::move(one), std::move(handler));
+}
+
+void RecordStream::AsyncWriteMany(std::vector<Bytes> messages, WriteHandler handler) {
   auto state = state_;
-  // Header and body go out in one write (one syscall, one segment for small messages).
-  state->write_buffer.clear();
-  state->write_buffer.reserve(net::kRecordHeaderSize + message.size());
-  state->write_buffer.push_back(static_cast<uint8_t>(message.size() >> 8));
-  state->write_buffer.push_back(static_cast<uint8_t>(message.size() & 0xff));
-  state->write_buffer.insert(state->write_buffer.end(), message.begin(), message.end());
-  asio::async_write(state->socket, asio::buffer(state->write_buffer),
+  for (const Bytes& m : messages) {
+    if (m.size() > net::kMaxRecordSize) {
+      handler(Error(Code::kInvalidArgument, "record larger than 65535 bytes"));
+      return;
+    }
+  }
+  state->out = std::move(messages);
+  state->out_headers.resize(state->out.size());
+  std::vector<asio::const_buffer> buffers;
+  buffers.reserve(2 * state->out.size());
+  for (size_t i = 0; i < state->out.size(); ++i) {
+    size_t size = state->out[i].size();
+    state->out_headers[i] = {static_cast<uint8_t>(size >> 8), static_cast<uint8_t>(size & 0xff)};
+    buffers.push_back(asio::buffer(state->out_headers[i]));
+    buffers.push_back(asio::buffer(state->out[i]));
+  }
+  asio::async_write(state->socket, buffers,
                     [state, handler = std::move(handler)](error_code ec, size_t) {
+                      state->out.clear();
                       if (ec) {
                         handler(StreamError(ec, "write record"));
                         return;

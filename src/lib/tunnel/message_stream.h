@@ -5,6 +5,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
@@ -30,6 +31,9 @@ class MessageStream {
   virtual void AsyncRead(ReadHandler handler) = 0;
   // AsyncWrite sends one message. At most one write may be outstanding.
   virtual void AsyncWrite(Bytes message, WriteHandler handler) = 0;
+  // AsyncWriteMany sends several messages in order, as one operation (RecordStream: one
+  // gather write). The default writes them one after another.
+  virtual void AsyncWriteMany(std::vector<Bytes> messages, WriteHandler handler);
   // Close ends the stream; outstanding operations complete with errors. Idempotent.
   virtual void Close() = 0;
 };
@@ -37,7 +41,9 @@ class MessageStream {
 using GenericSocket = boost::asio::generic::stream_protocol::socket;
 
 // RecordStream carries messages as records (u16 BE length, bytes; lib/net/framing.h) over a
-// stream socket of any family (unix, tcp, vsock).
+// stream socket of any family (unix, tcp, vsock). Reads are buffered (one read may bring many
+// records) and writes gather header and body, so a record costs no copy and rarely a syscall
+// of its own.
 class RecordStream : public MessageStream {
  public:
   explicit RecordStream(GenericSocket socket);
@@ -45,10 +51,12 @@ class RecordStream : public MessageStream {
 
   void AsyncRead(ReadHandler handler) override;
   void AsyncWrite(Bytes message, WriteHandler handler) override;
+  void AsyncWriteMany(std::vector<Bytes> messages, WriteHandler handler) override;
   void Close() override;
 
  private:
   struct State;
+  static void ReadRecord(const std::shared_ptr<State>& state, ReadHandler handler);
   std::shared_ptr<State> state_;
 };
 
