@@ -41,6 +41,8 @@ bench: deps build
 	./build/bin/enclavia_attestation_bench --benchmark_repetitions=5 \
 	  --benchmark_report_aggregates_only=true
 	./bench/build.sh build 200 5
+	./build/bin/enclavia_noise_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+	./bench/channel.sh build 1024 5
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')

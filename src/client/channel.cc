@@ -64,7 +64,10 @@ struct Stream::Impl : tunnel::StreamSink {
   }
   void OnReset(mux::ResetCode, std::string_view reason) override {
     std::lock_guard lock(mu);
-    error = Error(Code::kUnavailable, "stream reset by enclave: " + std::string(reason));
+    // The engine ends every stream with "channel ended: …" when the channel itself fails.
+    error = Error(Code::kUnavailable, reason.starts_with("channel ended")
+                                          ? std::string(reason)
+                                          : "stream reset by enclave: " + std::string(reason));
     done = true;
     cv.notify_all();
   }
