@@ -141,6 +141,14 @@ seq 1 200 | xargs -P 32 -I{} sh -c "curl -s http://127.0.0.1:$proxy_port/big.bin
 want=$(sha256sum <"$work/www/big.bin")
 check "proxy: 200 concurrent 4 MiB downloads intact" test "$(grep -c -F "$want" "$work/sums")" -eq 200
 check "proxy: one channel served them all" test "$(grep -c 'verified enclave' "$work/proxy.err")" -eq 1
+# A client that reads at 20 KB/s fills only its own stream's window: 20 downloads beside it finish.
+curl -s --limit-rate 20k -o /dev/null "http://127.0.0.1:$proxy_port/big.bin" & slow=$!
+pids+=($slow)
+sleep 0.5
+seq 1 20 | xargs -P 8 -I{} sh -c "curl -s -m 60 http://127.0.0.1:$proxy_port/big.bin | sha256sum" >"$work/sums2"
+check "proxy: a slow reader starves no one" test "$(grep -c -F "$want" "$work/sums2")" -eq 20
+check "proxy: the slow reader is still being served" kill -0 "$slow"
+kill "$slow" 2>/dev/null
 
 # Reconnect: the enclave restarts (a new static key, the same measurements); the proxy
 # reconnects and verifies again.
