@@ -26,16 +26,8 @@ trap cleanup EXIT
 for tool in nginx socat wrk; do
   command -v "$tool" >/dev/null || { echo "channel.sh: $tool missing (scripts/install-deps)"; exit 1; }
 done
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_line() {
-  for _ in $(seq 1 200); do
-    if grep -Eq "$2" "$1" 2>/dev/null; then grep -Em1 "$2" "$1"; return 0; fi
-    sleep 0.05
-  done
-  echo "channel.sh: timed out waiting for /$2/ in $1: $(cat "$1")" >&2
-  return 1
-}
-port_of() { sed -E 's/.*listening on tcp:127\.0\.0\.1:([0-9]+).*/\1/'; }
+# shellcheck source=/dev/null
+source "$here/../tests/tools/processes.sh"
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 # The apps: nginx (HTTP) and the bulk server.
@@ -65,12 +57,12 @@ pcr0=$(printf 'bench' | sha384sum | cut -d' ' -f1)
   --simulator-state "$work/sim" --pcr "0=$pcr0" >"$work/ingress.log" 2>&1 & pids+=($!)
 wait_line "$work/ingress.log" 'listening on' >/dev/null
 "$bin/enclavia-relay" --listen tcp:127.0.0.1:0 --enclave "unix:$work/enclave.sock" >"$work/relay.log" 2>&1 & pids+=($!)
-relay_port=$(wait_line "$work/relay.log" 'listening on tcp:' | port_of)
+relay_port=$(wait_line "$work/relay.log" 'listening on tcp:' | listening_port)
 printf 'roots = ["%s"]\n[[accept]]\nPCR0 = "%s"\n' "$work/sim/root.pem" "$pcr0" >"$work/trust.toml"
 start_proxy() {  # start_proxy NAME APP_PORT → prints the proxy's port
   "$bin/enclavia" proxy --listen tcp:127.0.0.1:0 --enclave "ws://127.0.0.1:$relay_port/" \
     --trust "$work/trust.toml" --port "$2" >"$work/$1.out" 2>"$work/$1.err" & pids+=($!)
-  wait_line "$work/$1.out" 'listening on' | port_of
+  wait_line "$work/$1.out" 'listening on' | listening_port
 }
 proxy_http=$(start_proxy proxy_http "$app_port")
 proxy_bulk=$(start_proxy proxy_bulk "$bulk_port")

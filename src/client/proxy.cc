@@ -10,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include "lib/net/listen.h"
 #include "lib/tunnel/tcp_bridge.h"
 
 namespace enclavia::client {
@@ -194,21 +195,10 @@ std::shared_ptr<Proxy> Proxy::Start(asio::io_context& io, ProxyOptions options,
     error_code ec;
     auto address = asio::ip::make_address(state->options.listen.host, ec);
     tcp::endpoint endpoint(address, static_cast<uint16_t>(state->options.listen.port));
-    if (!ec) {
-      state->acceptor.open(endpoint.protocol(), ec);
-    }
-    if (!ec) {
-      state->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-    }
-    if (!ec) {
-      state->acceptor.bind(endpoint, ec);
-    }
-    if (!ec) {
-      state->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    }
-    if (ec) {
-      state->Fail(Error(Code::kIo, "proxy: listen on " + state->options.listen.ToString() +
-                                       ": " + ec.message()));
+    auto listening = net::Listen(state->acceptor, endpoint, net::ReuseAddress::kYes,
+                                 state->options.listen.ToString());
+    if (!listening) {
+      state->Fail(listening.error().WithContext("proxy"));
       return;
     }
     state->Connect();

@@ -75,14 +75,10 @@ Result<Url> ParseUrl(std::string_view text) {
 namespace {
 
 Error NetError(const error_code& ec, std::string_view what) {
-  if (ec == websocket::error::closed || ec == asio::error::eof ||
-      ec == asio::error::connection_reset) {
+  if (ec == websocket::error::closed) {  // The relay sent a close frame.
     return Error(Code::kUnavailable, "closed by peer");
   }
-  if (ec == asio::error::operation_aborted) {
-    return Error(Code::kUnavailable, "stream closed");
-  }
-  return Error(Code::kUnavailable, std::string(what) + ": " + ec.message());
+  return tunnel::StreamError(ec, what);
 }
 
 // WsStream adapts a Beast websocket stream (plain or TLS) to MessageStream.

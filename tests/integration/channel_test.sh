@@ -22,16 +22,8 @@ source "$(dirname "$0")/testlib.sh"
 
 command -v nginx >/dev/null || { echo "SKIP: nginx not installed (scripts/install-deps)"; exit 77; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-# wait_line FILE REGEX: waits up to 10 s for a line matching REGEX; prints it.
-wait_line() {
-  for _ in $(seq 1 200); do
-    if grep -Eq "$2" "$1" 2>/dev/null; then grep -Em1 "$2" "$1"; return 0; fi
-    sleep 0.05
-  done
-  echo "timed out waiting for /$2/ in $1: $(cat "$1" 2>/dev/null)" >&2
-  return 1
-}
+# shellcheck source=/dev/null
+source "$tools/processes.sh"
 one_line() { [ "$(wc -l <"$work/err")" -eq 1 ]; }
 err_has() { grep -q -- "$1" "$work/err" || { echo "stderr was: $(cat "$work/err")" >&2; return 1; }; }
 
@@ -79,7 +71,7 @@ start_relay() {
   eval "${name}_pid=$!"
   local line port
   line=$(wait_line "$work/$name.log" 'listening on tcp:') || return 1
-  port=$(echo "$line" | sed -E 's/.*listening on tcp:127\.0\.0\.1:([0-9]+).*/\1/')
+  port=$(echo "$line" | listening_port)
   eval "${name}_url=ws://127.0.0.1:$port/"
 }
 # trust FILE [KEY=VALUE lines...]: a trust file for the simulator root and the PCRs above.
@@ -132,7 +124,7 @@ check "C ABI: PCR0" grep -q "pcr0 $pcr0" "$work/out"
 "$enclavia" proxy --listen tcp:127.0.0.1:0 --enclave "$relay_url" --trust "$work/trust.toml" \
   --port "$app_port" >"$work/proxy.out" 2>"$work/proxy.err" & pids+=($!)
 proxy_line=$(wait_line "$work/proxy.out" 'listening on') || exit 1
-proxy_port=$(echo "$proxy_line" | sed -E 's/.*listening on tcp:127\.0\.0\.1:([0-9]+).*/\1/')
+proxy_port=$(echo "$proxy_line" | listening_port)
 check "proxy logs the verified PCRs" grep -q "verified enclave: PCR0=$pcr0" "$work/proxy.err"
 check "proxy: GET /" test "$(curl -s "http://127.0.0.1:$proxy_port/")" = "hello through the channel"
 curl -s -o "$work/big.out" "http://127.0.0.1:$proxy_port/big.bin"

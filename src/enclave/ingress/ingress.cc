@@ -15,6 +15,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 
+#include "lib/net/listen.h"
 #include "lib/tunnel/engine.h"
 #include "lib/tunnel/handshake_io.h"
 #include "lib/tunnel/message_stream.h"
@@ -155,20 +156,13 @@ Result<std::unique_ptr<Ingress>> Ingress::Create(
     }
   }
   error_code ec;
-  auto endpoint = tunnel::ToEndpoint(address);
-  state->acceptor.open(endpoint.protocol(), ec);
-  if (!ec && state->options.listen.family == net::Family::kTcp) {
-    state->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  }
-  if (!ec) {
-    state->acceptor.bind(endpoint, ec);
-  }
-  if (!ec) {
-    state->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  }
-  if (ec) {
-    return Error(Code::kIo, "ingress: listen on " + state->options.listen.ToString() + ": " +
-                                ec.message());
+  auto listening = net::Listen(
+      state->acceptor, tunnel::ToEndpoint(address),
+      state->options.listen.family == net::Family::kTcp ? net::ReuseAddress::kYes
+                                                        : net::ReuseAddress::kNo,
+      state->options.listen.ToString());
+  if (!listening) {
+    return listening.error().WithContext("ingress");
   }
   state->bound = state->options.listen;
   if (state->bound.family == net::Family::kTcp) {

@@ -32,6 +32,7 @@
 #include <openssl/ssl.h>
 
 #include "lib/net/framing.h"
+#include "lib/net/listen.h"
 
 namespace enclavia::host {
 namespace {
@@ -645,29 +646,11 @@ Result<std::shared_ptr<Relay::State>> MakeState(asio::io_context& io, RelayOptio
   }
 
   tcp::acceptor& acceptor = state->acceptor;
-  auto fail = [&](std::string_view what) {
-    return Error(Code::kIo,
-                 "cannot " + std::string(what) + " " + listen_text + ": " + ec.message());
-  };
-  acceptor.open(listen_endpoint.protocol(), ec);
-  if (ec) {
-    return fail("open a socket for");
-  }
-  acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (ec) {
-    return fail("set SO_REUSEADDR on");
-  }
-  acceptor.bind(listen_endpoint, ec);
-  if (ec) {
-    return fail("bind");
-  }
-  acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return fail("listen on");
-  }
+  RETURN_IF_ERROR(net::Listen(acceptor, listen_endpoint, net::ReuseAddress::kYes, listen_text));
   tcp::endpoint bound = acceptor.local_endpoint(ec);
   if (ec) {
-    return fail("read the bound address of");
+    return Error(Code::kIo, "cannot read the bound address of " + listen_text + ": " +
+                                ec.message());
   }
   state->local.family = net::Family::kTcp;
   state->local.host = bound.address().to_string();

@@ -8,7 +8,16 @@
 namespace enclavia::channel {
 namespace {
 
-ByteSpan PrologueBytes() { return AsBytes(kPrologue); }
+// Config is Noise_XX_25519_ChaChaPoly_BLAKE2b with the version-1 prologue, for either side.
+noise::HandshakeConfig Config(noise::Role role, const crypto::X25519Keypair& local_static) {
+  noise::HandshakeConfig config;
+  config.pattern = noise::Pattern::kXX;
+  config.hash = noise::Hash::kBlake2b;
+  config.role = role;
+  config.prologue = AsBytes(kPrologue);
+  config.local_static = &local_static;
+  return config;
+}
 
 }  // namespace
 
@@ -71,12 +80,8 @@ Result<ClientHandshake> ClientHandshake::Create(std::shared_ptr<const TrustPolic
   // The client's static key only completes XX; nothing identifies clients in version 1, so a
   // new one per connection keeps connections unlinkable.
   crypto::X25519Keypair client_static = crypto::X25519Keypair::Generate();
-  noise::HandshakeConfig config;
-  config.pattern = noise::Pattern::kXX;
-  config.role = noise::Role::kInitiator;
-  config.prologue = PrologueBytes();
-  config.local_static = &client_static;
-  ASSIGN_OR_RETURN(noise::Handshake handshake, noise::Handshake::Create(config));
+  ASSIGN_OR_RETURN(noise::Handshake handshake,
+                   noise::Handshake::Create(Config(noise::Role::kInitiator, client_static)));
   return ClientHandshake(std::move(policy), std::move(handshake));
 }
 
@@ -114,12 +119,8 @@ Result<ClientHandshake::Established> ClientHandshake::Finish() && {
 
 Result<ServerHandshake> ServerHandshake::Create(const crypto::X25519Keypair& static_key,
                                                 AttestationSource& source) {
-  noise::HandshakeConfig config;
-  config.pattern = noise::Pattern::kXX;
-  config.role = noise::Role::kResponder;
-  config.prologue = PrologueBytes();
-  config.local_static = &static_key;
-  ASSIGN_OR_RETURN(noise::Handshake handshake, noise::Handshake::Create(config));
+  ASSIGN_OR_RETURN(noise::Handshake handshake,
+                   noise::Handshake::Create(Config(noise::Role::kResponder, static_key)));
   return ServerHandshake(std::move(handshake), source);
 }
 

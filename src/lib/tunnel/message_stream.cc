@@ -18,8 +18,6 @@ namespace enclavia::tunnel {
 namespace asio = boost::asio;
 using boost::system::error_code;
 
-namespace {
-
 Error StreamError(const error_code& ec, std::string_view what) {
   if (ec == asio::error::eof || ec == asio::error::connection_reset ||
       ec == asio::error::broken_pipe) {
@@ -28,10 +26,8 @@ Error StreamError(const error_code& ec, std::string_view what) {
   if (ec == asio::error::operation_aborted) {
     return Error(Code::kUnavailable, "stream closed");
   }
-  return Error(Code::kIo, std::string(what) + ": " + ec.message());
+  return Error(Code::kUnavailable, std::string(what) + ": " + ec.message());
 }
-
-}  // namespace
 
 namespace {
 constexpr size_t kReadBufferSize = 256 * 1024;

@@ -5,6 +5,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -59,6 +60,10 @@ class RecordStream : public MessageStream {
   static void ReadRecord(const std::shared_ptr<State>& state, ReadHandler handler);
   std::shared_ptr<State> state_;
 };
+
+// StreamError turns a socket error into an Error: kUnavailable, "closed by peer" for an orderly
+// or abrupt close, "stream closed" after Close, else "<what>: <system message>".
+Error StreamError(const boost::system::error_code& ec, std::string_view what);
 
 // OpenSocket creates a socket for `address`'s family on `executor` (unbound, unconnected).
 Result<GenericSocket> OpenSocket(const boost::asio::any_io_executor& executor,
