@@ -46,6 +46,8 @@ using boost::system::error_code;
 using Clock = std::chrono::steady_clock;
 
 constexpr size_t kMaxRequestHeaderSize = 8192;
+// Buffer for records from the enclave: several full records per read (a record is ≤ 64 KiB + 2).
+constexpr size_t kDownBufferSize = 256 * 1024;
 constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
 constexpr std::chrono::milliseconds kMaxCloseGrace{3000};
 constexpr std::string_view kSubprotocol = "enclavia.v1";
@@ -368,45 +370,53 @@ class Session final : public SessionBase {
 
   // Enclave → client.
 
+  // ReadEnclave hands the next record to WriteClient, reading more only when the buffer holds
+  // no whole record: one read usually brings several records, and each is written to the client
+  // straight from the buffer (the next read starts only after that write completed).
   void ReadEnclave() {
-    asio::async_read(enclave_, asio::buffer(down_header_),
-                     [self = Self()](error_code ec, size_t n) { self->OnEnclaveHeader(ec, n); });
+    if (down_begin_ == down_end_) {
+      down_begin_ = down_end_ = 0;
+    }
+    size_t available = down_end_ - down_begin_;
+    if (available >= 2) {
+      size_t size = (size_t{down_in_[down_begin_]} << 8) | size_t{down_in_[down_begin_ + 1]};
+      if (available >= 2 + size) {
+        down_record_ = asio::buffer(down_in_.data() + down_begin_ + 2, size);
+        down_begin_ += 2 + size;
+        WriteClient();
+        return;
+      }
+    }
+    if (down_begin_ > 0) {  // Keep the partial record; make room behind it.
+      std::copy(down_in_.begin() + static_cast<std::ptrdiff_t>(down_begin_),
+                down_in_.begin() + static_cast<std::ptrdiff_t>(down_end_), down_in_.begin());
+      down_end_ -= down_begin_;
+      down_begin_ = 0;
+    }
+    enclave_.async_read_some(
+        asio::buffer(down_in_.data() + down_end_, down_in_.size() - down_end_),
+        [self = Self()](error_code ec, size_t n) { self->OnEnclaveRead(ec, n); });
   }
 
-  void OnEnclaveHeader(error_code ec, size_t got) {
+  void OnEnclaveRead(error_code ec, size_t n) {
     if (closing_) {
       return;
     }
     if (ec) {
-      if (ec == asio::error::eof && got == 0) {
+      if (ec == asio::error::eof && down_end_ == down_begin_) {
         CloseWs(websocket::close_code::normal, "enclave closed");
       } else {
+        // An error, or the enclave stopped in the middle of a record: it broke the framing.
         CloseWs(websocket::close_code::internal_error, "enclave connection lost");
       }
       return;
     }
-    size_t size = (size_t{down_header_[0]} << 8) | size_t{down_header_[1]};
-    down_buffer_.resize(size);
-    if (size == 0) {
-      WriteClient();
-      return;
-    }
-    asio::async_read(
-        enclave_, asio::buffer(down_buffer_), [self = Self()](error_code body_ec, size_t) {
-          if (self->closing_) {
-            return;
-          }
-          if (body_ec) {
-            // A record cut short: the enclave broke the framing.
-            self->CloseWs(websocket::close_code::internal_error, "enclave connection lost");
-            return;
-          }
-          self->WriteClient();
-        });
+    down_end_ += n;
+    ReadEnclave();
   }
 
   void WriteClient() {
-    ws_.async_write(asio::buffer(down_buffer_),
+    ws_.async_write(down_record_,
                     [self = Self()](error_code ec, size_t) { self->OnClientWritten(ec); });
   }
 
@@ -418,7 +428,7 @@ class Session final : public SessionBase {
       Teardown();
       return;
     }
-    state_->bytes_down.fetch_add(down_buffer_.size());
+    state_->bytes_down.fetch_add(down_record_.size());
     Touch();
     if (!closing_) {
       ReadEnclave();
@@ -531,8 +541,11 @@ class Session final : public SessionBase {
 
   beast::flat_buffer up_buffer_;  // At most max_message_size + 1 bytes (ReadClient).
   std::array<uint8_t, 2> up_header_{};
-  std::array<uint8_t, 2> down_header_{};
-  std::vector<uint8_t> down_buffer_;  // At most kMaxRecordSize bytes.
+  // Records from the enclave: down_in_[down_begin_, down_end_) is read but not yet sent.
+  std::vector<uint8_t> down_in_ = std::vector<uint8_t>(kDownBufferSize);
+  size_t down_begin_ = 0;
+  size_t down_end_ = 0;
+  asio::const_buffer down_record_;  // The record being written, inside down_in_.
 
   Phase phase_ = Phase::kHandshake;
   Clock::time_point last_activity_{};

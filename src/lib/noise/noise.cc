@@ -10,14 +10,14 @@
 #include <string_view>
 
 #include "lib/base/reader.h"
+#include "lib/noise/internal/chachapoly.h"
 #include "lib/noise/internal/symmetric_state.h"
 
 namespace enclavia::noise {
 namespace {
 
-static_assert(crypto_aead_chacha20poly1305_ietf_KEYBYTES == kKeySize);
-static_assert(crypto_aead_chacha20poly1305_ietf_ABYTES == kTagSize);
-static_assert(crypto_aead_chacha20poly1305_ietf_NPUBBYTES == 12);
+static_assert(internal::kChaChaPolyKeySize == kKeySize);
+static_assert(internal::kChaChaPolyTagSize == kTagSize);
 static_assert(crypto::kX25519KeySize == 32);
 
 constexpr size_t kDhLen = crypto::kX25519KeySize;
@@ -26,18 +26,12 @@ constexpr uint64_t kMaxNonce = std::numeric_limits<uint64_t>::max();
 constexpr std::string_view kAuthFailed = "noise: message failed authentication";
 
 // Nonce is §12.3 ChaChaPoly's nonce: 32 bits of zeros, then the 64-bit counter little-endian.
-std::array<uint8_t, crypto_aead_chacha20poly1305_ietf_NPUBBYTES> Nonce(uint64_t n) {
-  std::array<uint8_t, crypto_aead_chacha20poly1305_ietf_NPUBBYTES> nonce{};
+std::array<uint8_t, internal::kChaChaPolyNonceSize> Nonce(uint64_t n) {
+  std::array<uint8_t, internal::kChaChaPolyNonceSize> nonce{};
   for (size_t i = 0; i < 8; ++i) {
     nonce[4 + i] = static_cast<uint8_t>(n >> (8 * i));
   }
   return nonce;
-}
-
-// Data returns a non-null pointer for a possibly empty span; libsodium is never handed null.
-const uint8_t* Data(ByteSpan s) {
-  static constexpr uint8_t kEmpty = 0;
-  return s.empty() ? &kEmpty : s.data();
 }
 
 // Token is one handshake token (§7.1); the PSK token is not supported.
@@ -136,12 +130,7 @@ Result<void> CipherState::EncryptWithAdTo(ByteSpan ad, ByteSpan plaintext, std::
     return Error(Code::kLimitExceeded, "noise: nonce exhausted");
   }
   auto nonce = Nonce(nonce_);
-  unsigned long long out_len = 0;  // libsodium's type.
-  // Encrypting in place is allowed: libsodium XORs the stream into `out` before the MAC reads it.
-  ENCLAVIA_CHECK(crypto_aead_chacha20poly1305_ietf_encrypt(
-                     out.data(), &out_len, Data(plaintext), plaintext.size(), Data(ad), ad.size(),
-                     nullptr, nonce.data(), key_.Expose().data()) == 0);
-  ENCLAVIA_CHECK(out_len == out.size());
+  internal::ChaChaPolySeal(key_.Expose(), nonce, ad, plaintext, out);
   ++nonce_;
   return Ok();
 }
@@ -168,12 +157,9 @@ Result<void> CipherState::DecryptWithAdTo(ByteSpan ad, ByteSpan ciphertext,
     return Error(Code::kVerifyFailed, std::string(kAuthFailed));
   }
   auto nonce = Nonce(nonce_);
-  // libsodium checks the tag before it writes any plaintext, and zeroes `out` on failure. §5.1:
-  // on an authentication failure n is not incremented, so a forged message cannot desynchronise
-  // the session.
-  if (crypto_aead_chacha20poly1305_ietf_decrypt(
-          out.empty() ? nullptr : out.data(), nullptr, nullptr, ciphertext.data(),
-          ciphertext.size(), Data(ad), ad.size(), nonce.data(), key_.Expose().data()) != 0) {
+  // ChaChaPolyOpen wipes `out` on failure. §5.1: on an authentication failure n is not
+  // incremented, so a forged message cannot desynchronise the session.
+  if (!internal::ChaChaPolyOpen(key_.Expose(), nonce, ad, ciphertext, out)) {
     return Error(Code::kVerifyFailed, std::string(kAuthFailed));
   }
   ++nonce_;
@@ -204,10 +190,7 @@ void CipherState::Rekey() {
   std::array<uint8_t, kKeySize> zeros{};
   std::array<uint8_t, kKeySize + kTagSize> sealed{};
   auto nonce = Nonce(kMaxNonce);
-  unsigned long long sealed_len = 0;  // libsodium's type.
-  ENCLAVIA_CHECK(crypto_aead_chacha20poly1305_ietf_encrypt(
-                     sealed.data(), &sealed_len, zeros.data(), zeros.size(), nullptr, 0, nullptr,
-                     nonce.data(), key_.Expose().data()) == 0);
+  internal::ChaChaPolySeal(key_.Expose(), nonce, {}, zeros, sealed);
   std::copy_n(sealed.begin(), kKeySize, key_.MutableBytes().begin());
   sodium_memzero(sealed.data(), sealed.size());
 }

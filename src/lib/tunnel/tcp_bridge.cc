@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <utility>
+#include <vector>
 
 #include <boost/asio/write.hpp>
 
@@ -110,29 +111,35 @@ void TcpBridge::WriteNext() {
   if (writing_ || write_queue_.empty() || finished_ || !connected_) {
     return;
   }
+  // Everything queued goes out in one gather write: one syscall for several channel messages.
   writing_ = true;
-  asio::async_write(socket_, asio::buffer(write_queue_.front()),
-                    [self = shared_from_this()](error_code ec, size_t n) {
-                      self->writing_ = false;
-                      if (self->finished_) {
-                        return;
-                      }
-                      auto engine = self->engine_.lock();
-                      if (!engine) {
-                        self->Finish();
-                        return;
-                      }
-                      if (ec) {
-                        engine->Reset(self->id_, mux::ResetCode::kCancelled,
-                                      "connection lost: " + ec.message());
-                        self->Finish();
-                        return;
-                      }
-                      self->write_queue_.pop_front();
-                      engine->Consumed(self->id_, n);
-                      self->WriteNext();
-                      self->MaybeFinishWrite();
-                    });
+  in_flight_.clear();
+  in_flight_.swap(write_queue_);
+  std::vector<asio::const_buffer> buffers;
+  buffers.reserve(in_flight_.size());
+  for (const Bytes& b : in_flight_) {
+    buffers.push_back(asio::buffer(b));
+  }
+  asio::async_write(socket_, buffers, [self = shared_from_this()](error_code ec, size_t n) {
+    self->writing_ = false;
+    if (self->finished_) {
+      return;
+    }
+    auto engine = self->engine_.lock();
+    if (!engine) {
+      self->Finish();
+      return;
+    }
+    if (ec) {
+      engine->Reset(self->id_, mux::ResetCode::kCancelled, "connection lost: " + ec.message());
+      self->Finish();
+      return;
+    }
+    self->in_flight_.clear();
+    engine->Consumed(self->id_, n);
+    self->WriteNext();
+    self->MaybeFinishWrite();
+  });
 }
 
 void TcpBridge::OnFin() {

@@ -65,7 +65,8 @@ class TcpBridge : public StreamSink, public std::enable_shared_from_this<TcpBrid
   bool peer_fin_ = false;      // Shut down our write side once the queue drains.
   bool finished_ = false;
   Bytes read_buffer_;
-  std::deque<Bytes> write_queue_;
+  std::deque<Bytes> write_queue_;  // Received, not yet written to TCP.
+  std::deque<Bytes> in_flight_;    // Being written.
   std::function<void()> on_done_;
 };
 
