@@ -17,7 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}" $(cat "$work"/*.pid 2>/dev/null); do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -61,7 +61,8 @@ relay_port=$(wait_line "$work/relay.log" 'listening on tcp:' | listening_port)
 printf 'roots = ["%s"]\n[[accept]]\nPCR0 = "%s"\n' "$work/sim/root.pem" "$pcr0" >"$work/trust.toml"
 start_proxy() {  # start_proxy NAME APP_PORT → prints the proxy's port
   "$bin/enclavia" proxy --listen tcp:127.0.0.1:0 --enclave "ws://127.0.0.1:$relay_port/" \
-    --trust "$work/trust.toml" --port "$2" >"$work/$1.out" 2>"$work/$1.err" & pids+=($!)
+    --trust "$work/trust.toml" --port "$2" >"$work/$1.out" 2>"$work/$1.err" &
+  echo $! >"$work/$1.pid"  # A command substitution's pids+=() would not reach cleanup.
   wait_line "$work/$1.out" 'listening on' | listening_port
 }
 proxy_http=$(start_proxy proxy_http "$app_port")

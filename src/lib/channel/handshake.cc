@@ -37,6 +37,22 @@ Result<Bytes> SecureChannel::Open(ByteSpan message) {
   return plaintext;
 }
 
+Result<Bytes> SecureChannel::SealInPlace(Bytes plaintext) {
+  RETURN_IF_ERROR(session_.EncryptInPlace(plaintext));
+  if (session_.send_nonce() % kRekeyInterval == 0) {
+    session_.RekeySend();
+  }
+  return plaintext;
+}
+
+Result<Bytes> SecureChannel::OpenInPlace(Bytes message) {
+  RETURN_IF_ERROR(session_.DecryptInPlace(message));
+  if (session_.receive_nonce() % kRekeyInterval == 0) {
+    session_.RekeyReceive();
+  }
+  return message;
+}
+
 AttestationSource::AttestationSource(std::shared_ptr<attestation::Nsm> nsm,
                                      crypto::X25519PublicKey static_key, Options options)
     : nsm_(std::move(nsm)), static_key_(static_key), options_(std::move(options)) {}

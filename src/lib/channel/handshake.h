@@ -41,6 +41,9 @@ class SecureChannel {
   // Open authenticates and decrypts one message: kVerifyFailed on any alteration, replay,
   // reordering or loss (the nonce is implicit, so each of those fails the tag).
   Result<Bytes> Open(ByteSpan message);
+  // SealInPlace and OpenInPlace do the same on a buffer they take over and give back.
+  Result<Bytes> SealInPlace(Bytes plaintext);
+  Result<Bytes> OpenInPlace(Bytes message);
 
   // handshake_hash identifies this channel (Noise §11.2): equal on both ends, unique per session.
   const noise::HandshakeHash& handshake_hash() const { return session_.handshake_hash(); }

@@ -218,6 +218,38 @@ Result<Bytes> TransportSession::Decrypt(ByteSpan message, ByteSpan ad) {
   return receive_.DecryptWithAd(ad, message);
 }
 
+Result<void> TransportSession::EncryptInPlace(Bytes& message) {
+  if (message.size() > kMaxPlaintextSize) {
+    return Error(Code::kInvalidArgument, "noise: transport plaintext longer than 65519 bytes");
+  }
+  if (!send_.has_key()) {
+    return Error(Code::kFailedPrecondition, "noise: transport session has no sending key");
+  }
+  size_t plaintext_size = message.size();
+  message.resize(plaintext_size + kTagSize);
+  auto sealed = send_.EncryptWithAdTo({}, ByteSpan(message.data(), plaintext_size), message);
+  if (!sealed) {
+    message.resize(plaintext_size);
+  }
+  return sealed;
+}
+
+Result<void> TransportSession::DecryptInPlace(Bytes& message) {
+  if (message.size() > kMaxMessageSize) {
+    return Error(Code::kMalformed, "noise: transport message longer than 65535 bytes");
+  }
+  if (!receive_.has_key()) {
+    return Error(Code::kFailedPrecondition, "noise: transport session has no receiving key");
+  }
+  if (message.size() < kTagSize) {
+    return Error(Code::kVerifyFailed, std::string(kAuthFailed));
+  }
+  RETURN_IF_ERROR(receive_.DecryptWithAdTo(
+      {}, message, std::span<uint8_t>(message.data(), message.size() - kTagSize)));
+  message.resize(message.size() - kTagSize);
+  return Ok();
+}
+
 // --- Handshake (§5.3 HandshakeState) ---
 
 namespace {

@@ -96,6 +96,12 @@ class TransportSession {
   Result<Bytes> Decrypt(ByteSpan message) { return Decrypt(message, {}); }
   Result<Bytes> Decrypt(ByteSpan message, ByteSpan ad);
 
+  // EncryptInPlace turns `message` (a plaintext) into its transport message, appending the tag;
+  // DecryptInPlace does the reverse (on failure `message` is wiped, the nonce unchanged). They
+  // save the data path a buffer and a copy per message; errors as Encrypt and Decrypt.
+  Result<void> EncryptInPlace(Bytes& message);
+  Result<void> DecryptInPlace(Bytes& message);
+
   void RekeySend() { send_.Rekey(); }
   void RekeyReceive() { receive_.Rekey(); }
 

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <openssl/evp.h>
 
 #include "lib/base/encoding.h"
@@ -390,6 +392,36 @@ TEST_F(TransportSessionTest, ForgedMessageDoesNotAdvanceTheNonce) {
   ASSERT_TRUE(genuine) << "a forged message desynchronised the session";
   EXPECT_EQ(AsString(*genuine), "first");
   EXPECT_EQ(s.responder.receive_nonce(), 1U);
+}
+
+TEST_F(TransportSessionTest, InPlaceMatchesCopyingAndWipesOnFailure) {
+  Peers peers;
+  Sessions a = RunXX(peers);
+  for (size_t size : {size_t{0}, size_t{1}, size_t{4096}, kMaxPlaintextSize}) {
+    Bytes plaintext(size, 0x5c);
+    Bytes copied = a.initiator.Encrypt(plaintext).value();
+    Bytes in_place = plaintext;
+    ASSERT_TRUE(a.initiator.EncryptInPlace(in_place));
+    ASSERT_EQ(in_place.size(), size + kTagSize);
+    // Nonce n and n+1 differ, so the two ciphertexts differ but both open, in order.
+    EXPECT_NE(copied, in_place);
+    EXPECT_EQ(a.responder.Decrypt(copied).value(), plaintext);
+    Bytes opened = in_place;
+    ASSERT_TRUE(a.responder.DecryptInPlace(opened));
+    EXPECT_EQ(opened, plaintext);
+  }
+  Bytes too_big(kMaxPlaintextSize + 1, 0);
+  EXPECT_EQ(a.initiator.EncryptInPlace(too_big).error().code(), Code::kInvalidArgument);
+  EXPECT_EQ(too_big.size(), kMaxPlaintextSize + 1);
+  Bytes secret(100, 0x77);
+  Bytes message = secret;
+  ASSERT_TRUE(a.initiator.EncryptInPlace(message));
+  message[10] ^= 1;
+  uint64_t before = a.responder.receive_nonce();
+  ASSERT_FALSE(a.responder.DecryptInPlace(message));
+  EXPECT_EQ(a.responder.receive_nonce(), before);
+  EXPECT_EQ(std::count(message.begin(), message.begin() + 100, 0x77), 0)
+      << "unauthenticated plaintext left in the buffer";
 }
 
 TEST_F(TransportSessionTest, ReplayedMessageFails) {

@@ -47,7 +47,7 @@ void Engine::ReadNext() {
 }
 
 void Engine::OnMessage(Bytes message) {
-  auto plaintext = channel_.Open(message);
+  auto plaintext = channel_.OpenInPlace(std::move(message));
   if (!plaintext) {
     // A message that fails authentication was altered, replayed, reordered or follows a lost
     // one: the path is hostile and the channel cannot continue (docs/protocol.md).
@@ -125,7 +125,7 @@ void Engine::Flush() {
     if (!plaintext) {
       break;
     }
-    auto sealed = channel_.Seal(*plaintext);
+    auto sealed = channel_.SealInPlace(std::move(*plaintext));
     if (!sealed) {
       Fail(sealed.error());
       return;
