@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <utility>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -28,13 +29,32 @@ struct Channel::Impl {
   Bytes hash;
   std::mutex mu;
   std::optional<Error> closed;  // Why the channel ended.
+  // stopped: ~Channel has begun and the I/O thread is (about to be) gone. A Stream may outlive
+  // its Channel (the C ABI lets bindings free them in any order), and a handler posted after
+  // that would never run: Run would wait forever, and the handler would keep this Impl alive
+  // from inside its own io_context (a leak). So nothing is posted once it is set. Guarded by mu.
+  bool stopped = false;
 
-  // Run executes `fn` on the strand and waits for its result.
+  // Post queues `fn` on the strand; false (and `fn` is dropped) once the channel is destroyed.
   template <typename F>
-  auto Run(F fn) -> decltype(fn()) {
-    std::packaged_task<decltype(fn())()> task(std::move(fn));
+  bool Post(F fn) {
+    std::lock_guard lock(mu);
+    if (stopped) {
+      return false;
+    }
+    asio::post(strand, std::move(fn));
+    return true;
+  }
+
+  // Run executes `fn` on the strand and waits for its result; `fallback` once the channel is
+  // destroyed.
+  template <typename F, typename T = decltype(std::declval<F>()())>
+  T Run(F fn, std::type_identity_t<T> fallback) {
+    std::packaged_task<T()> task(std::move(fn));
     auto future = task.get_future();
-    asio::post(strand, [&task] { task(); });
+    if (!Post([&task] { task(); })) {
+      return fallback;
+    }
     return future.get();
   }
 };
@@ -51,6 +71,12 @@ struct Stream::Impl : tunnel::StreamSink {
   bool writable = false;
   std::optional<Error> error;
   bool done = false;  // Closed or reset: no further engine calls.
+
+  // Done reads `done` for the I/O thread (Close sets it from the caller's).
+  bool Done() {
+    std::lock_guard lock(mu);
+    return done;
+  }
 
   void OnData(Bytes bytes) override {
     std::lock_guard lock(mu);
@@ -111,23 +137,34 @@ Result<std::unique_ptr<Channel>> Channel::Connect(std::string_view url,
     impl->thread.join();
     return connected.error();
   }
-  impl->Run([&] {
-    impl->engine = connected->engine;
-    impl->hash = connected->engine->handshake_hash();
-    return 0;
-  });
+  impl->Run(
+      [&] {
+        impl->engine = connected->engine;
+        impl->hash = connected->engine->handshake_hash();
+        return 0;
+      },
+      0);
   impl->attestation.emplace(std::move(connected->attestation));
   return std::unique_ptr<Channel>(new Channel(std::move(impl)));
 }
 
 Channel::~Channel() {
-  impl_->Run([impl = impl_.get()] {
+  // Streams posted their work before `stopped` was set, so it is queued ahead of the abort and
+  // runs first (the strand is FIFO); after it, Post refuses. Once the abort ran, nothing is left
+  // for the I/O thread to do for a stream, and io.stop() strands no one.
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->stopped = true;
+  }
+  std::promise<void> aborted;
+  asio::post(impl_->strand, [impl = impl_.get(), &aborted] {
     if (impl->engine) {
       impl->engine->Abort("channel destroyed");
       impl->engine.reset();
     }
-    return 0;
+    aborted.set_value();
   });
+  aborted.get_future().wait();
   impl_->work.reset();
   impl_->io.stop();
   if (impl_->thread.joinable()) {
@@ -136,12 +173,14 @@ Channel::~Channel() {
 }
 
 void Channel::Close() {
-  impl_->Run([impl = impl_.get()] {
-    if (impl->engine) {
-      impl->engine->Shutdown("client closed");
-    }
-    return 0;
-  });
+  impl_->Run(
+      [impl = impl_.get()] {
+        if (impl->engine) {
+          impl->engine->Shutdown("client closed");
+        }
+        return 0;
+      },
+      0);
 }
 
 const attestation::VerifiedAttestation& Channel::attestation() const {
@@ -153,14 +192,16 @@ Bytes Channel::handshake_hash() const { return impl_->hash; }
 Result<std::unique_ptr<Stream>> Channel::OpenStream(uint16_t port) {
   auto stream = std::make_shared<Stream::Impl>();
   stream->channel = impl_;
-  auto id = impl_->Run([&]() -> Result<mux::StreamId> {
-    if (!impl_->engine || impl_->engine->closed()) {
-      std::lock_guard lock(impl_->mu);
-      return impl_->closed ? impl_->closed->WithContext("channel ended")
-                           : Error(Code::kUnavailable, "channel ended");
-    }
-    return impl_->engine->Open(port, stream);
-  });
+  auto id = impl_->Run(
+      [&]() -> Result<mux::StreamId> {
+        if (!impl_->engine || impl_->engine->closed()) {
+          std::lock_guard lock(impl_->mu);
+          return impl_->closed ? impl_->closed->WithContext("channel ended")
+                               : Error(Code::kUnavailable, "channel ended");
+        }
+        return impl_->engine->Open(port, stream);
+      },
+      Result<mux::StreamId>(Error(Code::kUnavailable, "channel ended")));
   if (!id) {
     return id.error();
   }
@@ -197,7 +238,8 @@ Result<size_t> Stream::Read(std::span<uint8_t> out) {
     }
   }
   auto impl = impl_;
-  asio::post(impl->channel->strand, [impl, copied] {
+  // Refused once the channel is gone: the bytes no longer need a window.
+  (void)impl->channel->Post([impl, copied] {
     if (impl->channel->engine) {
       impl->channel->engine->Consumed(impl->id, copied);
     }
@@ -230,12 +272,14 @@ Result<void> Stream::Write(ByteSpan data) {
       impl_->writable = false;
     }
     auto impl = impl_;
-    size_t taken = impl_->channel->Run([impl, data]() -> size_t {
-      if (!impl->channel->engine || impl->done) {
-        return 0;
-      }
-      return impl->channel->engine->Write(impl->id, data);
-    });
+    size_t taken = impl_->channel->Run(
+        [impl, data]() -> size_t {
+          if (!impl->channel->engine || impl->Done()) {
+            return 0;
+          }
+          return impl->channel->engine->Write(impl->id, data);
+        },
+        size_t{0});  // The channel is gone: the wait below reports why.
     data = data.subspan(taken);
     if (taken == 0) {
       std::unique_lock lock(impl_->mu);
@@ -258,12 +302,14 @@ Result<void> Stream::Write(ByteSpan data) {
 
 Result<void> Stream::CloseWrite() {
   auto impl = impl_;
-  impl_->channel->Run([impl] {
-    if (impl->channel->engine && !impl->done) {
-      impl->channel->engine->Fin(impl->id);
-    }
-    return 0;
-  });
+  impl_->channel->Run(
+      [impl] {
+        if (impl->channel->engine && !impl->Done()) {
+          impl->channel->engine->Fin(impl->id);
+        }
+        return 0;
+      },
+      0);
   return Ok();
 }
 
@@ -279,7 +325,8 @@ void Stream::Close() {
     impl->done = true;
   }
   if (!already) {
-    asio::post(impl->channel->strand, [impl] {
+    // Refused once the channel is gone, which has reset the stream already.
+    (void)impl->channel->Post([impl] {
       if (impl->channel->engine) {
         impl->channel->engine->Reset(impl->id, mux::ResetCode::kCancelled, "closed by client");
       }

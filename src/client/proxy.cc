@@ -57,7 +57,11 @@ struct Proxy::State : std::enable_shared_from_this<Proxy::State> {
         strand, options.url, options.policy, options.connect,
         [weak = std::weak_ptr<State>(self)](const Error& error) {
           if (auto s = weak.lock()) {
-            s->engine.reset();
+            // Only if it is this channel that ended: one dropped after a GoAway (Bridge) may end
+            // after its replacement was connected, and must not take that one with it.
+            if (s->engine && s->engine->closed()) {
+              s->engine.reset();
+            }
             if (!s->stopped) {
               s->Log("channel ended: " + error.message() + "; reconnecting on demand");
             }

@@ -29,10 +29,12 @@ using boost::system::error_code;
 struct Ingress::State : std::enable_shared_from_this<Ingress::State> {
   State(asio::io_context& io_context, IngressOptions opts, crypto::X25519Keypair key,
         std::shared_ptr<channel::AttestationSource> src)
-      : io(io_context), acceptor(io_context), options(std::move(opts)),
+      : io(io_context), acceptor(asio::make_strand(io_context)), options(std::move(opts)),
         static_key(std::move(key)), source(std::move(src)) {}
 
   asio::io_context& io;
+  // On its own strand: with several threads running `io`, Stop's close would otherwise race
+  // the accept handler's next async_accept.
   asio::basic_socket_acceptor<asio::generic::stream_protocol> acceptor;
   IngressOptions options;
   crypto::X25519Keypair static_key;
@@ -132,12 +134,20 @@ void Ingress::State::RunChannel(asio::any_io_executor strand, tunnel::ServerRead
   auto engine = tunnel::Engine::Create(strand, std::move(ready.stream), std::move(ready.channel),
                                        mux::Side::kServer, options.mux, std::move(callbacks));
   *engine_slot = engine;
+  bool stopping;
   {
+    // Under mu, so either Stop's swap sees this engine or we see `stopped` (it is set first).
     std::lock_guard lock(mu);
-    engines.remove_if([](const auto& weak) { return weak.expired(); });
-    engines.push_back(engine);
+    stopping = stopped.load();
+    if (!stopping) {
+      engines.remove_if([](const auto& weak) { return weak.expired(); });
+      engines.push_back(engine);
+    }
   }
   engine->Start();
+  if (stopping) {
+    engine->Shutdown("enclave stopping");  // Its handshake finished after Stop.
+  }
 }
 
 Result<std::unique_ptr<Ingress>> Ingress::Create(
@@ -172,7 +182,7 @@ Result<std::unique_ptr<Ingress>> Ingress::Create(
       state->bound.port = ntohs(in->sin_port);
     }
   }
-  state->Accept();
+  asio::post(state->acceptor.get_executor(), [state] { state->Accept(); });
   return std::unique_ptr<Ingress>(new Ingress(std::move(state)));
 }
 
