@@ -27,6 +27,7 @@ struct Proxy::State : std::enable_shared_from_this<Proxy::State> {
   asio::any_io_executor strand;
   tcp::acceptor acceptor;
   asio::steady_timer retry_timer;
+  asio::steady_timer accept_retry{strand};
   ProxyOptions options;
   std::shared_ptr<tunnel::Engine> engine;
   bool connecting = false;
@@ -139,10 +140,18 @@ struct Proxy::State : std::enable_shared_from_this<Proxy::State> {
       if (self->stopped) {
         return;
       }
-      if (!ec) {
-        ++self->connections;
-        self->OnConnection(std::move(socket));
+      if (ec) {
+        // Out of descriptors, say: try again shortly rather than spin on the error.
+        self->accept_retry.expires_after(std::chrono::milliseconds(100));
+        self->accept_retry.async_wait([self](error_code wait_ec) {
+          if (!wait_ec && !self->stopped) {
+            self->Accept();
+          }
+        });
+        return;
       }
+      ++self->connections;
+      self->OnConnection(std::move(socket));
       self->Accept();
     });
   }

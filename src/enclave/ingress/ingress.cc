@@ -13,6 +13,7 @@
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
 #include "lib/net/listen.h"
@@ -36,6 +37,7 @@ struct Ingress::State : std::enable_shared_from_this<Ingress::State> {
   // On its own strand: with several threads running `io`, Stop's close would otherwise race
   // the accept handler's next async_accept.
   asio::basic_socket_acceptor<asio::generic::stream_protocol> acceptor;
+  asio::steady_timer accept_retry{acceptor.get_executor()};
   IngressOptions options;
   crypto::X25519Keypair static_key;
   std::shared_ptr<channel::AttestationSource> source;
@@ -61,9 +63,17 @@ void Ingress::State::Accept() {
     if (self->stopped) {
       return;
     }
-    if (!ec) {
-      self->OnConnection(std::move(*socket));
+    if (ec) {
+      // Out of descriptors, say: try again shortly rather than spin on the error.
+      self->accept_retry.expires_after(std::chrono::milliseconds(100));
+      self->accept_retry.async_wait([self](error_code wait_ec) {
+        if (!wait_ec && !self->stopped) {
+          self->Accept();
+        }
+      });
+      return;
     }
+    self->OnConnection(std::move(*socket));
     self->Accept();
   });
 }
