@@ -179,8 +179,8 @@ struct Proxy::State : std::enable_shared_from_this<Proxy::State> {
     auto bridge = std::make_shared<tunnel::TcpBridge>(engine, std::move(socket));
     auto id = engine->Open(options.port, bridge);
     if (!id) {
-      // GoAway from the enclave (upgrade or shutdown): reconnect and retry this one.
-      engine->Shutdown("reconnecting");
+      // GoAway from the enclave (upgrade or shutdown): reconnect and retry this one. The old
+      // channel is only let go: its streams continue until the enclave closes it.
       engine.reset();
       Log("channel refused a stream (" + id.error().message() + "); reconnecting");
       pending.push_front({bridge->TakeSocket(), std::chrono::steady_clock::now()});

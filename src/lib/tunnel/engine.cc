@@ -77,7 +77,9 @@ void Engine::DrainEvents() {
           using T = std::decay_t<decltype(e)>;
           if constexpr (std::is_same_v<T, mux::event::Opened>) {
             if (callbacks_.on_open) {
-              callbacks_.on_open(e.id, e.port);
+              // A copy: Fail, reachable from inside on_open, clears the member.
+              auto on_open = callbacks_.on_open;
+              on_open(e.id, e.port);
             } else {
               (void)session_.Reset(e.id, mux::ResetCode::kRefused, "streams are not accepted");
             }
