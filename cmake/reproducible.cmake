@@ -38,11 +38,29 @@ else()
       -static -static-libstdc++ -static-libgcc -Wl,--build-id=sha1 -s)
 endif()
 
+# Static executables need the static archives of the system libraries (Debian ships both forms;
+# the imported targets name the shared ones). Libraries pick them with ENCLAVIA_SYSTEM_LIB(), below.
+find_library(ENCLAVIA_LIBCRYPTO_A NAMES libcrypto.a)
+find_library(ENCLAVIA_LIBSSL_A NAMES libssl.a)
+find_library(ENCLAVIA_LIBSODIUM_A NAMES libsodium.a)
+
+# enclavia_system_lib_(<out> <imported target> <static archive>) sets <out> to a link item that is
+# the static archive when the executable being linked is static (ENCLAVIA_STATIC_LINK, set by
+# enclavia_static_binary; TARGET_PROPERTY in a link interface reads the consuming executable)
+# and the imported target otherwise.
+function(enclavia_system_lib out imported archive)
+  set(${out} "$<IF:$<BOOL:$<TARGET_PROPERTY:ENCLAVIA_STATIC_LINK>>,${archive},${imported}>"
+      PARENT_SCOPE)
+endfunction()
+
 # enclavia_static_binary(<target>) links executable <target> the way the runtime is linked:
 # static, stripped, build id = SHA-1 of the contents. For enclave-side programs that are not part
 # of the runtime (examples/hello); runtime programs use enclavia_runtime_binary().
 function(enclavia_static_binary target)
   target_link_options(${target} PRIVATE ${ENCLAVIA_STATIC_LINK_OPTIONS})
+  if(ENCLAVIA_STATIC_RUNTIME)
+    set_target_properties(${target} PROPERTIES ENCLAVIA_STATIC_LINK ON)
+  endif()
 endfunction()
 
 # enclavia_runtime_binary(<target> NAME <path>) makes executable <target> a runtime binary: linked

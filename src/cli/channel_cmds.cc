@@ -5,6 +5,7 @@
 
 #include <csignal>
 #include <ctime>
+#include <iomanip>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -164,6 +165,38 @@ int RunConnect(const ConnectFlags& flags, std::ostream& out, std::ostream& err) 
   }
   std::cout.flush();
   std::_Exit(0);  // The writer thread may still be blocked on stdin.
+}
+
+int RunVerify(const VerifyFlags& flags, std::ostream& out, std::ostream& err) {
+  auto policy = client::LoadTrustPolicy(flags.trust);
+  if (!policy) {
+    err << "enclavia verify: " << policy.error().message() << "\n";
+    return 1;
+  }
+  auto channel = client::Channel::Connect(flags.enclave, std::move(*policy),
+                                          MakeConnectOptions(flags.tls));
+  if (!channel) {
+    err << "enclavia verify: " << flags.enclave << ": " << channel.error().message() << "\n";
+    return 1;
+  }
+  nlohmann::json verified = AttestationJson((*channel)->attestation());
+  if (flags.json) {
+    out << verified.dump(2) << "\n";
+    return 0;
+  }
+  out << "enclavia verify: " << flags.enclave << " is an enclave your trust file accepts\n"
+      << "  chain:      ends at the trusted root with SHA-256 "
+      << verified["root_sha256"].get<std::string>() << "\n"
+      << "  module:     " << verified["module_id"].get<std::string>() << "\n"
+      << "  signed at:  " << verified["timestamp"].get<std::string>() << "\n"
+      << "  debug mode: " << (verified["debug"].get<bool>() ? "yes (allowed by allow_debug)" : "no")
+      << "\n"
+      << "  channel key " << verified["public_key"].get<std::string>()
+      << " (the Noise static key it proved it holds)\n";
+  for (const auto& [name, value] : verified["pcrs"].items()) {
+    out << "  " << std::left << std::setw(11) << (name + ":") << value.get<std::string>() << "\n";
+  }
+  return 0;
 }
 
 }  // namespace enclavia::cli

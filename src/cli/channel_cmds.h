@@ -39,6 +39,18 @@ struct ConnectFlags {
 // RunConnect pipes stdin to a stream and the stream to stdout, like nc.
 int RunConnect(const ConnectFlags& flags, std::ostream& out, std::ostream& err);
 
+struct VerifyFlags {
+  std::string enclave;  // ws:// or wss:// URL of the relay
+  std::string trust;
+  bool json = false;
+  TlsFlags tls;
+};
+
+// RunVerify completes an attested handshake with the enclave, opens no stream, and prints what
+// was verified: the root, the PCRs that matched, debug mode, the document's age and the key the
+// channel is bound to. Exit 1 (one line naming the failed check) when the trust policy refuses.
+int RunVerify(const VerifyFlags& flags, std::ostream& out, std::ostream& err);
+
 }  // namespace enclavia::cli
 
 #endif  // ENCLAVIA_CLI_CHANNEL_CMDS_H_

@@ -7,6 +7,7 @@
 #include "cli/attest.h"
 #include "cli/build.h"
 #include "cli/channel_cmds.h"
+#include "cli/platform_cmds.h"
 #include "lib/crypto/random.h"
 #include "lib/sys/process.h"
 
@@ -105,6 +106,58 @@ int main(int argc, char** argv) {
   cn->add_flag("--insecure-tls", connect.tls.insecure,
                "wss://: skip the TLS certificate check (the enclave is still verified)");
 
+  enclavia::cli::VerifyFlags vf;
+  CLI::App* vy = app.add_subcommand(
+      "verify", "Connect to an enclave, verify its attestation against a trust file, print what was verified");
+  vy->add_option("URL", vf.enclave, "The host relay: ws://HOST:PORT/ or wss://…")->required();
+  vy->add_option("--trust", vf.trust, "Trust file (TOML)")->required();
+  vy->add_flag("--json", vf.json, "Print the verified attestation as JSON");
+  vy->add_option("--ca-file", vf.tls.ca_file, "wss://: trust these CAs (PEM)");
+  vy->add_flag("--insecure-tls", vf.tls.insecure,
+               "wss://: skip the TLS certificate check (the enclave is still verified)");
+
+  // The platform: a control plane and a host agent on this machine.
+  const std::string data_dir_help = "Data directory (default $ENCLAVIA_HOME, /var/lib/enclavia "
+                                    "as root, else ~/.local/share/enclavia)";
+  enclavia::cli::UpFlags up;
+  CLI::App* upc = app.add_subcommand("up", "Start the control plane and a host agent on this machine");
+  upc->add_flag("-d,--detach", up.detach, "Return once healthy instead of running until Ctrl-C");
+  upc->add_option("--data-dir", up.data_dir, data_dir_help);
+  upc->add_option("--public-host", up.public_host, "Address enclave relays listen on")
+      ->default_val("127.0.0.1");
+  upc->add_option("--provider", up.provider, "local (sandbox + NSM simulator) or nitro")
+      ->default_val("local");
+
+  enclavia::cli::DownFlags down;
+  CLI::App* dn = app.add_subcommand("down", "Remove every enclave and stop the platform");
+  dn->add_option("--data-dir", down.data_dir, data_dir_help);
+
+  enclavia::cli::DeployFlags deploy;
+  CLI::App* dp = app.add_subcommand("deploy", "Upload an image and run it as an enclave");
+  dp->add_option("FILE", deploy.file, "The EIF (from enclavia build)")->required();
+  dp->add_option("--name", deploy.name, "Enclave name (a-z, 0-9, -)")->required();
+  dp->add_flag("--debug", deploy.debug, "Debug mode: console open, PCRs attest as zero");
+  dp->add_option("--cpus", deploy.cpus, "vCPUs (default: the image's)");
+  dp->add_option("--memory", deploy.memory_mib, "Memory in MiB (default: the image's)");
+  dp->add_flag("--json", deploy.json, "Print the enclave as JSON");
+  dp->add_option("--data-dir", deploy.data_dir, data_dir_help);
+
+  enclavia::cli::EnclaveFlags ef;
+  CLI::App* ls = app.add_subcommand("ls", "List enclaves");
+  ls->add_flag("--json", ef.json, "Print JSON");
+  ls->add_option("--data-dir", ef.data_dir, data_dir_help);
+  CLI::App* in = app.add_subcommand("inspect", "Show one enclave (JSON)");
+  CLI::App* lg = app.add_subcommand("logs", "Print a debug enclave's console");
+  lg->add_flag("-f,--follow", ef.follow, "Keep printing new output");
+  CLI::App* rs = app.add_subcommand("restart", "Restart an enclave from the same image");
+  CLI::App* rm = app.add_subcommand("rm", "Terminate and remove an enclave");
+  CLI::App* tr = app.add_subcommand("trust", "Write a trust file for an enclave's PCRs");
+  tr->add_option("-o,--output", ef.output, "Write here (default: stdout)");
+  for (CLI::App* c : {in, lg, rs, rm, tr}) {
+    c->add_option("NAME", ef.name, "Enclave name")->required();
+    c->add_option("--data-dir", ef.data_dir, data_dir_help);
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -131,6 +184,36 @@ int main(int argc, char** argv) {
   }
   if (cn->parsed()) {
     return enclavia::cli::RunConnect(connect, std::cout, std::cerr);
+  }
+  if (vy->parsed()) {
+    return enclavia::cli::RunVerify(vf, std::cout, std::cerr);
+  }
+  if (upc->parsed()) {
+    return enclavia::cli::RunUp(up, std::cout, std::cerr);
+  }
+  if (dn->parsed()) {
+    return enclavia::cli::RunDown(down, std::cout, std::cerr);
+  }
+  if (dp->parsed()) {
+    return enclavia::cli::RunDeploy(deploy, std::cout, std::cerr);
+  }
+  if (ls->parsed()) {
+    return enclavia::cli::RunList(ef, std::cout, std::cerr);
+  }
+  if (in->parsed()) {
+    return enclavia::cli::RunInspect(ef, std::cout, std::cerr);
+  }
+  if (lg->parsed()) {
+    return enclavia::cli::RunLogs(ef, std::cout, std::cerr);
+  }
+  if (rs->parsed()) {
+    return enclavia::cli::RunRestart(ef, std::cout, std::cerr);
+  }
+  if (rm->parsed()) {
+    return enclavia::cli::RunRemove(ef, std::cout, std::cerr);
+  }
+  if (tr->parsed()) {
+    return enclavia::cli::RunTrust(ef, std::cout, std::cerr);
   }
   return 2;
 }

@@ -3,19 +3,31 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
+#include <net/if.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <optional>
 #include <span>
 #include <utility>
 
-#include <sys/types.h>
-#include <sys/wait.h>
-
+#include "lib/attestation/nsm_socket.h"
 #include "lib/base/file.h"
 #include "lib/sys/fd.h"
 
@@ -26,7 +38,7 @@ constexpr size_t kMaxConfigSize = 1 << 20;
 
 // ChildStage names the step at which the child failed; the child sends it and errno to the
 // parent over a close-on-exec pipe, which closes without data when execve succeeds.
-enum class ChildStage : int { kChdir, kSetgroups, kSetgid, kSetuid, kExec };
+enum class ChildStage : int { kOutput, kChdir, kSetgroups, kSetgid, kSetuid, kCapabilities, kExec };
 
 struct ChildFailure {
   ChildStage stage;
@@ -76,9 +88,48 @@ int ExitCodeOf(int status) {
   return WEXITSTATUS(status);
 }
 
+// ChildSetup is what a child becomes before execve; built before fork.
+struct ChildSetup {
+  const char* workdir = "/";
+  bool change_ids = false;  // Become uid/gid (and drop supplementary groups when root).
+  uid_t uid = 0;
+  gid_t gid = 0;
+  bool drop_privileges = false;  // Empty capability sets and no_new_privs (the application).
+  int output_fd = -1;            // >= 0: stdin, stdout and stderr become this (/dev/null).
+};
+
+// DropCapabilities empties the bounding, ambient and inheritable sets: after execve the process
+// has no capability, whatever its uid (even 0), and can never regain one. Async-signal-safe.
+bool DropCapabilities() {
+  for (int cap = 0; cap <= 63; ++cap) {
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+      if (errno == EINVAL) {
+        break;  // Past the kernel's last capability.
+      }
+      if (errno == EPERM && ::geteuid() != 0) {
+        break;  // An unprivileged init (tests) has nothing to drop.
+      }
+      return false;
+    }
+  }
+  ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);  // EINVAL on old kernels: none.
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (::syscall(SYS_capget, &header, data) != 0) {
+    return false;
+  }
+  for (auto& d : data) {
+    d.inheritable = 0;
+  }
+  if (::syscall(SYS_capset, &header, data) != 0) {
+    return false;
+  }
+  return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0;
+}
+
 // ExecChild runs in the forked child and never returns. Only async-signal-safe calls: the
 // parent built every string and pointer array before fork.
-[[noreturn]] void ExecChild(const config::AppConfig& app, char* const argv[], char* const envp[],
+[[noreturn]] void ExecChild(const ChildSetup& setup, char* const argv[], char* const envp[],
                             int report_fd) {
   auto fail = [report_fd](ChildStage stage) {
     ChildFailure failure{stage, errno};
@@ -87,7 +138,7 @@ int ExitCodeOf(int status) {
     static_cast<void>(unused);
     ::_exit(kExitExecFailed);
   };
-  // The application starts as if init were not there: default dispositions (an ignored signal
+  // The child starts as if init were not there: default dispositions (an ignored signal
   // survives execve) and an empty mask.
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
@@ -101,42 +152,63 @@ int ExitCodeOf(int status) {
   sigemptyset(&empty);
   ::sigprocmask(SIG_SETMASK, &empty, nullptr);
 
-  if (::chdir(app.workdir.c_str()) != 0) {
+  if (setup.output_fd >= 0) {
+    for (int fd = 0; fd <= 2; ++fd) {
+      if (::dup2(setup.output_fd, fd) < 0) {
+        fail(ChildStage::kOutput);
+      }
+    }
+  }
+  if (::chdir(setup.workdir) != 0) {
     fail(ChildStage::kChdir);
   }
-  // Dropping to another user also drops root's supplementary groups (only root has any to drop
-  // that the configuration did not ask for, and only root may call setgroups).
-  if ((app.uid != 0 || app.gid != 0) && ::geteuid() == 0 && ::setgroups(0, nullptr) != 0) {
-    fail(ChildStage::kSetgroups);
+  // Before changing ids: emptying the bounding set takes CAP_SETPCAP, which setuid drops. The
+  // permitted set (CAP_SETUID, CAP_SETGID) is untouched until execve.
+  if (setup.drop_privileges && !DropCapabilities()) {
+    fail(ChildStage::kCapabilities);
   }
-  if (app.gid != 0 && ::setgid(app.gid) != 0) {
-    fail(ChildStage::kSetgid);
-  }
-  if (app.uid != 0 && ::setuid(app.uid) != 0) {
-    fail(ChildStage::kSetuid);
+  if (setup.change_ids) {
+    // Only root has supplementary groups the configuration did not ask for (and only root may
+    // call setgroups).
+    if (::geteuid() == 0 && ::setgroups(0, nullptr) != 0) {
+      fail(ChildStage::kSetgroups);
+    }
+    if (::getegid() != setup.gid && ::setgid(setup.gid) != 0) {
+      fail(ChildStage::kSetgid);
+    }
+    if (::geteuid() != setup.uid && ::setuid(setup.uid) != 0) {
+      fail(ChildStage::kSetuid);
+    }
   }
   ::execve(argv[0], argv, envp);
   fail(ChildStage::kExec);
   ::_exit(kExitExecFailed);  // Not reached: fail() exits.
 }
 
-std::string DescribeFailure(const config::AppConfig& app, const ChildFailure& failure) {
+std::string DescribeFailure(const std::string& program, const std::string& workdir, uint32_t uid,
+                            uint32_t gid, const ChildFailure& failure) {
   std::string what;
   switch (failure.stage) {
+    case ChildStage::kOutput:
+      what = "redirect output";
+      break;
+    case ChildStage::kCapabilities:
+      what = "drop capabilities";
+      break;
     case ChildStage::kChdir:
-      what = "chdir " + app.workdir;
+      what = "chdir " + workdir;
       break;
     case ChildStage::kSetgroups:
       what = "setgroups";
       break;
     case ChildStage::kSetgid:
-      what = "setgid " + std::to_string(app.gid);
+      what = "setgid " + std::to_string(gid);
       break;
     case ChildStage::kSetuid:
-      what = "setuid " + std::to_string(app.uid);
+      what = "setuid " + std::to_string(uid);
       break;
     case ChildStage::kExec:
-      what = "exec " + app.cmd[0];
+      what = "exec " + program;
       break;
   }
   return what + ": " + std::strerror(failure.error);
@@ -176,6 +248,80 @@ Result<std::optional<ChildFailure>> ReadFailure(int fd) {
   return std::optional<ChildFailure>(failure);
 }
 
+// Spawned is the outcome of starting a child: its pid, or why it never ran.
+struct Spawned {
+  pid_t pid = -1;
+  bool exec_failed = false;  // execve failed (failure says why); other stages: setup failed.
+  std::string failure;       // Empty: running.
+};
+
+// Spawn forks and executes `args` with `env` as `setup` says, and waits only until execve
+// succeeded or failed (the close-on-exec report pipe tells). The caller blocks signals first.
+Result<Spawned> Spawn(const std::vector<std::string>& args, const std::vector<std::string>& env,
+                      const std::string& workdir, const ChildSetup& setup) {
+  std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
+  for (const std::string& arg : args) {
+    argv.push_back(const_cast<char*>(arg.c_str()));
+  }
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  envp.reserve(env.size() + 1);
+  for (const std::string& var : env) {
+    envp.push_back(const_cast<char*>(var.c_str()));
+  }
+  envp.push_back(nullptr);
+  ChildSetup child = setup;
+  child.workdir = workdir.c_str();
+
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    return sys::IoError("pipe", errno);
+  }
+  sys::UniqueFd report_read(pipe_fds[0]);
+  sys::UniqueFd report_write(pipe_fds[1]);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    return sys::IoError("fork", errno);
+  }
+  if (pid == 0) {
+    ExecChild(child, argv.data(), envp.data(), report_write.get());
+  }
+  report_write = sys::UniqueFd();
+  ASSIGN_OR_RETURN(std::optional<ChildFailure> failure, ReadFailure(report_read.get()));
+  Spawned spawned;
+  spawned.pid = pid;
+  if (failure.has_value()) {
+    RETURN_IF_ERROR(WaitPid(pid));
+    spawned.pid = -1;
+    spawned.exec_failed = failure->stage == ChildStage::kExec;
+    spawned.failure = DescribeFailure(args[0], workdir, setup.uid, setup.gid, *failure);
+  }
+  return spawned;
+}
+
+ChildSetup AppSetup(const config::AppConfig& app, int output_fd) {
+  ChildSetup setup;
+  setup.change_ids = true;
+  setup.uid = app.uid;
+  setup.gid = app.gid;
+  setup.drop_privileges = true;
+  setup.output_fd = output_fd;
+  return setup;
+}
+
+Result<void> CheckApp(const config::AppConfig& app) {
+  // The config parser checks these too; init checks again because it is the one executing.
+  if (app.cmd.empty()) {
+    return Error(Code::kInvalidArgument, "app.cmd is empty");
+  }
+  if (!app.cmd[0].starts_with('/')) {
+    return Error(Code::kInvalidArgument,
+                 "app.cmd[0] must be an absolute path, got '" + app.cmd[0] + "'");
+  }
+  return Ok();
+}
+
 }  // namespace
 
 Result<Flags> ParseFlags(const std::vector<std::string>& args) {
@@ -184,19 +330,35 @@ Result<Flags> ParseFlags(const std::vector<std::string>& args) {
     const std::string& arg = args[i];
     if (arg == "--help" || arg == "-h") {
       flags.help = true;
-    } else if (arg == "--config") {
+      continue;
+    }
+    if (arg == "--no-ingress") {
+      flags.ingress_path.clear();
+      continue;
+    }
+    std::string name = arg;
+    std::string value;
+    size_t eq = arg.find('=');
+    if (arg.starts_with("--") && eq != std::string::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+    } else if (arg == "--config" || arg == "--ingress" || arg == "--nsm") {
       if (i + 1 == args.size()) {
-        return Error(Code::kInvalidArgument, "--config needs a PATH");
+        return Error(Code::kInvalidArgument, arg + " needs a PATH");
       }
-      flags.config_path = args[++i];
-    } else if (arg.starts_with("--config=")) {
-      flags.config_path = arg.substr(std::string_view("--config=").size());
-    } else {
+      value = args[++i];
+    }
+    std::string* target = name == "--config"    ? &flags.config_path
+                          : name == "--ingress" ? &flags.ingress_path
+                          : name == "--nsm"     ? &flags.nsm_path
+                                                : nullptr;
+    if (target == nullptr) {
       return Error(Code::kInvalidArgument, "unexpected argument '" + arg + "'");
     }
-    if (flags.config_path.empty()) {
-      return Error(Code::kInvalidArgument, "--config needs a non-empty PATH");
+    if (value.empty()) {
+      return Error(Code::kInvalidArgument, name + " needs a non-empty PATH");
     }
+    *target = value;
   }
   return flags;
 }
@@ -218,58 +380,19 @@ std::vector<std::string> AppEnvironment(const config::AppConfig& app) {
 }
 
 Result<AppExit> RunApp(const config::AppConfig& app, Reaping reaping) {
-  // The config parser checks these too; init checks again because it is the one executing.
-  if (app.cmd.empty()) {
-    return Error(Code::kInvalidArgument, "app.cmd is empty");
-  }
-  if (!app.cmd[0].starts_with('/')) {
-    return Error(Code::kInvalidArgument,
-                 "app.cmd[0] must be an absolute path, got '" + app.cmd[0] + "'");
-  }
-
-  // Everything the child touches is built before fork.
-  std::vector<std::string> env = AppEnvironment(app);
-  std::vector<char*> argv;
-  argv.reserve(app.cmd.size() + 1);
-  for (const std::string& arg : app.cmd) {
-    argv.push_back(const_cast<char*>(arg.c_str()));
-  }
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  envp.reserve(env.size() + 1);
-  for (const std::string& var : env) {
-    envp.push_back(const_cast<char*>(var.c_str()));
-  }
-  envp.push_back(nullptr);
-
-  int pipe_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
-    return sys::IoError("pipe", errno);
-  }
-  sys::UniqueFd report_read(pipe_fds[0]);
-  sys::UniqueFd report_write(pipe_fds[1]);
-
+  RETURN_IF_ERROR(CheckApp(app));
   // Blocked before fork, so a signal sent the moment the child exists is not lost: it waits
   // in the pending set until the loop below forwards it.
   SignalBlock block;
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    return sys::IoError("fork", errno);
-  }
-  if (pid == 0) {
-    ExecChild(app, argv.data(), envp.data(), report_write.get());
-  }
-  report_write = sys::UniqueFd();
-
-  ASSIGN_OR_RETURN(std::optional<ChildFailure> failure, ReadFailure(report_read.get()));
-  if (failure.has_value()) {
-    RETURN_IF_ERROR(WaitPid(pid));
-    std::string message = DescribeFailure(app, *failure);
-    if (failure->stage == ChildStage::kExec) {
-      return AppExit{kExitExecFailed, std::move(message)};
+  ASSIGN_OR_RETURN(Spawned spawned, Spawn(app.cmd, AppEnvironment(app), app.workdir,
+                                          AppSetup(app, -1)));
+  if (!spawned.failure.empty()) {
+    if (spawned.exec_failed) {
+      return AppExit{kExitExecFailed, std::move(spawned.failure)};
     }
-    return Error(Code::kInvalidArgument, std::move(message));
+    return Error(Code::kInvalidArgument, std::move(spawned.failure));
   }
+  const pid_t pid = spawned.pid;
 
   // The application runs. Wait for signals: forward termination signals, reap on SIGCHLD.
   // Standard signals coalesce, so each SIGCHLD reaps until nothing is left.
@@ -305,6 +428,451 @@ Result<AppExit> RunApp(const config::AppConfig& app, Reaping reaping) {
       }
     }
   }
+}
+
+// ── System setup ──────────────────────────────────────────────────────────────────────────────
+
+namespace {
+
+// IsMountPoint: `path` is on another device than its parent (the root is always one).
+bool IsMountPoint(const std::string& path) {
+  struct stat self {};
+  struct stat parent {};
+  if (::stat(path.c_str(), &self) != 0 || ::stat((path + "/..").c_str(), &parent) != 0) {
+    return false;
+  }
+  return self.st_dev != parent.st_dev || self.st_ino == parent.st_ino;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> MountSystem() {
+  struct Fs {
+    const char* type;
+    const char* path;
+    unsigned long flags;
+    const char* data;
+  };
+  static constexpr Fs kFileSystems[] = {
+      {"proc", "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr},
+      {"sysfs", "/sys", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr},
+      {"devtmpfs", "/dev", MS_NOSUID | MS_NOEXEC, "mode=0755"},
+      {"tmpfs", "/tmp", MS_NOSUID | MS_NODEV, "mode=1777"},
+      {"tmpfs", "/run", MS_NOSUID | MS_NODEV, "mode=0755"},
+  };
+  std::vector<std::string> mounted;
+  for (const Fs& fs : kFileSystems) {
+    if (::mkdir(fs.path, 0755) != 0 && errno != EEXIST) {
+      return sys::IoError(std::string("mkdir ") + fs.path, errno);
+    }
+    if (IsMountPoint(fs.path)) {
+      continue;
+    }
+    if (::mount(fs.type, fs.path, fs.type, fs.flags, fs.data) != 0) {
+      return sys::IoError(std::string("mount ") + fs.type + " on " + fs.path, errno);
+    }
+    mounted.push_back(std::string(fs.type) + " " + fs.path);
+  }
+  return mounted;
+}
+
+Result<void> BringUpLoopback() {
+  sys::UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock.valid()) {
+    return sys::IoError("socket for lo", errno);
+  }
+  ifreq req{};
+  std::strncpy(req.ifr_name, "lo", IFNAMSIZ - 1);
+  if (::ioctl(sock.get(), SIOCGIFFLAGS, &req) != 0) {
+    return sys::IoError("SIOCGIFFLAGS lo", errno);
+  }
+  req.ifr_flags = static_cast<short>(req.ifr_flags | IFF_UP | IFF_RUNNING);
+  if (::ioctl(sock.get(), SIOCSIFFLAGS, &req) != 0) {
+    return sys::IoError("SIOCSIFFLAGS lo", errno);
+  }
+  return Ok();
+}
+
+Result<void> DisableCoreDumps() {
+  rlimit none{0, 0};
+  if (::setrlimit(RLIMIT_CORE, &none) != 0) {
+    return sys::IoError("setrlimit RLIMIT_CORE", errno);
+  }
+  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    return sys::IoError("prctl PR_SET_DUMPABLE", errno);
+  }
+  return Ok();
+}
+
+Result<void> SeedRandom(attestation::Nsm& nsm, const std::string& urandom_path) {
+  constexpr size_t kSeedBytes = 256;
+  Bytes seed;
+  while (seed.size() < kSeedBytes) {
+    auto random = nsm.GetRandom();
+    if (!random) {
+      ::explicit_bzero(seed.data(), seed.size());
+      return std::move(random).error().WithContext("NSM GetRandom");
+    }
+    if (random->empty()) {
+      ::explicit_bzero(seed.data(), seed.size());
+      return Error(Code::kInternal, "NSM GetRandom returned no bytes");
+    }
+    seed.insert(seed.end(), random->begin(), random->end());
+    ::explicit_bzero(random->data(), random->size());
+  }
+  // Writing to /dev/urandom mixes the bytes into the pool without crediting entropy.
+  auto fd = sys::Open(urandom_path, O_WRONLY | O_CLOEXEC);
+  Result<void> written = fd ? sys::WriteFull(fd->get(), seed) : Result<void>(fd.error());
+  ::explicit_bzero(seed.data(), seed.size());
+  return written;
+}
+
+Result<bool> IsDebugEnclave(attestation::Nsm& nsm) {
+  ASSIGN_OR_RETURN(attestation::PcrDescription pcr0, nsm.DescribePcr(0));
+  if (pcr0.value.empty()) {
+    return Error(Code::kMalformed, "NSM: PCR0 is empty");
+  }
+  return std::all_of(pcr0.value.begin(), pcr0.value.end(), [](uint8_t b) { return b == 0; });
+}
+
+// ── Supervision ───────────────────────────────────────────────────────────────────────────────
+
+RestartDecision RestartTracker::OnExit(int exit_code, std::chrono::milliseconds ran) {
+  using config::RestartPolicy;
+  std::string how = exit_code == 0 ? "exited 0"
+                    : exit_code > 128 && exit_code < 128 + NSIG
+                        ? "was killed by signal " + std::to_string(exit_code - 128)
+                        : "exited " + std::to_string(exit_code);
+  if (policy_ == RestartPolicy::kNever) {
+    return {false, {}, "app " + how + "; restart = \"never\": stopping"};
+  }
+  if (policy_ == RestartPolicy::kOnFailure && exit_code == 0) {
+    return {false, {}, "app " + how + "; restart = \"on-failure\": stopping"};
+  }
+  if (ran >= timing_.quick_exit) {
+    quick_failures_ = 0;
+    return {true, timing_.first_backoff, "app " + how + "; restarting"};
+  }
+  ++quick_failures_;
+  if (quick_failures_ >= limit_) {
+    return {false, {},
+            "app " + how + " within " + std::to_string(timing_.quick_exit.count() / 1000) +
+                " s of starting " + std::to_string(quick_failures_) +
+                " times in a row (restart_limit): giving up"};
+  }
+  auto delay = timing_.first_backoff;
+  for (uint32_t i = 1; i < quick_failures_ && delay < timing_.max_backoff; ++i) {
+    delay *= 2;
+  }
+  delay = std::min(delay, timing_.max_backoff);
+  return {true, delay,
+          "app " + how + " (" + std::to_string(quick_failures_) + " quick failure" +
+              (quick_failures_ == 1 ? "" : "s") + " in a row); restarting in " +
+              std::to_string(delay.count()) + " ms"};
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Child is one supervised process: the application or the ingress.
+struct Child {
+  pid_t pid = -1;
+  Clock::time_point started{};
+  std::optional<Clock::time_point> restart_at;  // Scheduled (re)start.
+};
+
+class Supervisor {
+ public:
+  explicit Supervisor(const SupervisorOptions& options) : options_(options) {}
+
+  Result<int> Run() {
+    RETURN_IF_ERROR(CheckApp(options_.app));
+    if (options_.output == Output::kDiscard) {
+      auto null_fd = sys::Open("/dev/null", O_RDWR | O_CLOEXEC);
+      if (!null_fd) {
+        // Without /dev/null the application's output would reach the host: refuse to run.
+        return std::move(null_fd).error().WithContext("cannot discard output");
+      }
+      null_fd_ = std::move(*null_fd);
+    }
+    SignalBlock block;
+    app_env_ = AppEnvironment(options_.app);
+    ingress_env_ = {"PATH=" + std::string(kDefaultPath)};
+    if (!options_.ingress_argv.empty()) {
+      ingress_.restart_at = Clock::now();
+    }
+    app_.restart_at = Clock::now();
+    for (;;) {
+      RETURN_IF_ERROR(StartDue());
+      if (done_ && app_.pid < 0 && ingress_.pid < 0) {
+        return exit_code_;
+      }
+      if (stopping_ && !killed_ && Clock::now() >= kill_at_) {
+        KillAll(SIGKILL);
+        killed_ = true;
+      }
+      siginfo_t info{};
+      timespec timeout = Timeout();
+      int sig = ::sigtimedwait(&block.set(), &info, &timeout);
+      if (sig < 0) {
+        if (errno == EINTR || errno == EAGAIN) {
+          continue;
+        }
+        return sys::IoError("sigtimedwait", errno);
+      }
+      if (sig == SIGCHLD) {
+        RETURN_IF_ERROR(Reap());
+      } else if (sig == SIGHUP) {
+        if (app_.pid > 0) {
+          ::kill(app_.pid, SIGHUP);
+        }
+      } else {
+        Log("signal " + std::to_string(sig) + ": shutting down");
+        Stop(0);
+      }
+    }
+  }
+
+ private:
+  void Log(const std::string& line) const {
+    if (options_.log) {
+      options_.log(line);
+    }
+  }
+
+  // Stop begins the shutdown: no more restarts, SIGTERM now, SIGKILL after the grace period.
+  void Stop(int exit_code) {
+    if (stopping_) {
+      return;
+    }
+    stopping_ = true;
+    done_ = true;
+    exit_code_ = exit_code;
+    app_.restart_at.reset();
+    ingress_.restart_at.reset();
+    kill_at_ = Clock::now() + options_.timing.stop_grace;
+    KillAll(SIGTERM);
+  }
+
+  void KillAll(int sig) {
+    for (const Child* child : {&app_, &ingress_}) {
+      if (child->pid > 0) {
+        ::kill(child->pid, sig);
+      }
+    }
+    if (sig == SIGKILL && options_.reaping == Reaping::kAllChildren) {
+      ::kill(-1, SIGKILL);  // PID 1: every other process in the enclave.
+    }
+  }
+
+  Result<void> StartDue() {
+    auto now = Clock::now();
+    if (ingress_.restart_at.has_value() && now >= *ingress_.restart_at) {
+      ingress_.restart_at.reset();
+      ChildSetup setup;
+      setup.output_fd = null_fd_.valid() ? null_fd_.get() : -1;
+      ASSIGN_OR_RETURN(Spawned spawned, Spawn(options_.ingress_argv, ingress_env_, "/", setup));
+      if (!spawned.failure.empty()) {
+        Log("ingress: " + spawned.failure + "; retrying in " +
+            std::to_string(options_.timing.ingress_backoff.count()) + " ms");
+        ingress_.restart_at = now + options_.timing.ingress_backoff;
+      } else {
+        ingress_.pid = spawned.pid;
+        ingress_.started = now;
+        Log("ingress started (pid " + std::to_string(spawned.pid) + ")");
+      }
+    }
+    if (app_.restart_at.has_value() && now >= *app_.restart_at) {
+      app_.restart_at.reset();
+      ASSIGN_OR_RETURN(Spawned spawned,
+                       Spawn(options_.app.cmd, app_env_, options_.app.workdir,
+                             AppSetup(options_.app, null_fd_.valid() ? null_fd_.get() : -1)));
+      if (!spawned.failure.empty()) {
+        // The rootfs is immutable: a failure to set up or execute will not fix itself.
+        std::fprintf(stderr, "enclavia-init: %s\n", spawned.failure.c_str());
+        Stop(kExitExecFailed);
+      } else {
+        app_.pid = spawned.pid;
+        app_.started = now;
+        Log("app started (pid " + std::to_string(spawned.pid) + ")");
+      }
+    }
+    return Ok();
+  }
+
+  Result<void> Reap() {
+    for (;;) {
+      int status = 0;
+      pid_t reaped;
+      if (options_.reaping == Reaping::kAllChildren) {
+        reaped = ::waitpid(-1, &status, WNOHANG);
+      } else {
+        // Only our own two children: orphans are not ours to reap when init is not PID 1.
+        reaped = -1;
+        errno = ECHILD;
+        for (pid_t pid : {app_.pid, ingress_.pid}) {
+          if (pid > 0) {
+            pid_t r = ::waitpid(pid, &status, WNOHANG);
+            if (r != 0) {
+              reaped = r;
+              break;
+            }
+            reaped = 0;
+          }
+        }
+      }
+      if (reaped < 0 && errno == EINTR) {
+        continue;
+      }
+      if (reaped < 0 && errno != ECHILD) {
+        return sys::IoError("waitpid", errno);
+      }
+      if (reaped <= 0) {
+        return Ok();
+      }
+      auto now = Clock::now();
+      if (reaped == app_.pid) {
+        app_.pid = -1;
+        OnAppExit(ExitCodeOf(status), now - app_.started);
+      } else if (reaped == ingress_.pid) {
+        ingress_.pid = -1;
+        if (!stopping_) {
+          Log("ingress exited " + std::to_string(ExitCodeOf(status)) + "; restarting in " +
+              std::to_string(options_.timing.ingress_backoff.count()) + " ms");
+          ingress_.restart_at = now + options_.timing.ingress_backoff;
+        }
+      }
+    }
+  }
+
+  void OnAppExit(int exit_code, Clock::duration ran) {
+    if (stopping_) {
+      return;
+    }
+    RestartDecision decision =
+        tracker_.OnExit(exit_code, std::chrono::duration_cast<std::chrono::milliseconds>(ran));
+    Log(decision.reason);
+    if (decision.restart) {
+      app_.restart_at = Clock::now() + decision.delay;
+      return;
+    }
+    Stop(exit_code);
+  }
+
+  // Timeout is how long to wait for a signal: until the next scheduled start or SIGKILL.
+  timespec Timeout() const {
+    auto now = Clock::now();
+    auto next = now + std::chrono::hours(1);
+    for (const Child* child : {&app_, &ingress_}) {
+      if (child->restart_at.has_value()) {
+        next = std::min(next, *child->restart_at);
+      }
+    }
+    if (stopping_ && !killed_) {
+      next = std::min(next, kill_at_);
+    }
+    auto wait = std::max(next - now, Clock::duration::zero());
+    auto secs = std::chrono::duration_cast<std::chrono::seconds>(wait);
+    auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(wait - secs);
+    return timespec{static_cast<time_t>(secs.count()), static_cast<long>(nanos.count())};
+  }
+
+  const SupervisorOptions& options_;
+  RestartTracker tracker_{options_.app.restart, options_.app.restart_limit, options_.timing};
+  sys::UniqueFd null_fd_;
+  std::vector<std::string> app_env_;
+  std::vector<std::string> ingress_env_;
+  Child app_;
+  Child ingress_;
+  bool stopping_ = false;
+  bool done_ = false;
+  bool killed_ = false;
+  Clock::time_point kill_at_{};
+  int exit_code_ = 0;
+};
+
+}  // namespace
+
+Result<int> Supervise(const SupervisorOptions& options) {
+  Supervisor supervisor(options);
+  return supervisor.Run();
+}
+
+// ── The program ───────────────────────────────────────────────────────────────────────────────
+
+namespace {
+
+void Complain(const std::string& message) {
+  std::fprintf(stderr, "enclavia-init: %s\n", message.c_str());
+}
+
+}  // namespace
+
+int RunInit(const Flags& flags) {
+  const bool pid1 = ::getpid() == 1;
+  if (auto dumps = DisableCoreDumps(); !dumps) {
+    Complain(dumps.error().message());
+    return kExitError;
+  }
+  std::vector<std::string> mounted;
+  if (pid1) {
+    auto system = MountSystem();
+    if (!system) {
+      Complain(system.error().message());
+      return kExitError;
+    }
+    mounted = std::move(*system);
+    if (auto lo = BringUpLoopback(); !lo) {
+      Complain(lo.error().message());
+      return kExitError;
+    }
+  }
+  auto config = LoadConfig(flags.config_path);
+  if (!config) {
+    Complain(config.error().message());
+    return kExitError;
+  }
+  // Without an NSM the enclave can neither seed its RNG nor attest: nothing to run.
+  auto nsm = attestation::OpenNsm(flags.nsm_path);
+  if (!nsm) {
+    Complain(nsm.error().message());
+    return kExitError;
+  }
+  if (auto seeded = SeedRandom(**nsm); !seeded) {
+    Complain(seeded.error().message());
+    return kExitError;
+  }
+  auto debug = IsDebugEnclave(**nsm);
+  if (!debug) {
+    Complain(debug.error().message());
+    return kExitError;
+  }
+  nsm->reset();  // The ingress opens its own connection.
+
+  SupervisorOptions options;
+  options.app = config->app;
+  if (!flags.ingress_path.empty()) {
+    options.ingress_argv = {flags.ingress_path, "--config", flags.config_path, "--nsm",
+                            flags.nsm_path};
+  }
+  options.output = *debug ? Output::kConsole : Output::kDiscard;
+  options.reaping = pid1 ? Reaping::kAllChildren : Reaping::kAppOnly;
+  // Lifecycle lines reach the console in debug mode only: a production enclave shows the host
+  // nothing but why it stopped.
+  if (*debug) {
+    options.log = [](std::string_view line) { Complain(std::string(line)); };
+    for (const std::string& m : mounted) {
+      Complain("mounted " + m);
+    }
+    Complain("debug-mode enclave: application output goes to the console");
+  }
+  auto code = Supervise(options);
+  if (!code) {
+    Complain(code.error().message());
+    return kExitError;
+  }
+  return *code;
 }
 
 }  // namespace enclavia::init

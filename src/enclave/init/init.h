@@ -2,20 +2,27 @@
 #ifndef ENCLAVIA_ENCLAVE_INIT_INIT_H_
 #define ENCLAVIA_ENCLAVE_INIT_INIT_H_
 
+#include <chrono>
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "lib/attestation/nsm.h"
 #include "lib/base/result.h"
 #include "lib/config/enclave_config.h"
 
-// enclavia-init is /init of the runtime ramdisk: the enclave's PID 1. It reads the measured
-// enclave configuration, starts the application as it says, reaps orphans, forwards termination
-// signals to the application and exits with the application's status. Later issues add mounts,
-// ingress and storage before the application starts.
+// enclavia-init is /init of the runtime ramdisk: the enclave's PID 1 (docs/runtime.md). It mounts
+// the kernel file systems, brings up lo, disables core dumps, seeds the RNG from the NSM, reads
+// the measured enclave configuration, starts the ingress daemon and the application, reaps
+// orphans, restarts the application per its policy (and the ingress always), and shuts the
+// enclave down cleanly on SIGTERM or SIGINT. Single-threaded.
 namespace enclavia::init {
 
 inline constexpr std::string_view kDefaultConfigPath = "/etc/enclavia/enclave.toml";
+inline constexpr std::string_view kDefaultIngressPath = "/usr/bin/enclavia-ingress";
+inline constexpr std::string_view kDefaultNsmPath = "/dev/nsm";
 
 // kDefaultPath is the PATH the application gets when its configuration does not set one.
 inline constexpr std::string_view kDefaultPath =
@@ -29,18 +36,27 @@ inline constexpr int kExitExecFailed = 127;
 
 struct Flags {
   std::string config_path = std::string(kDefaultConfigPath);
+  // ingress_path is the ingress daemon's executable; empty: start no ingress (--no-ingress).
+  std::string ingress_path = std::string(kDefaultIngressPath);
+  std::string nsm_path = std::string(kDefaultNsmPath);
   bool help = false;
 };
 
 // kUsage is the --help text.
 inline constexpr std::string_view kUsage =
-    "usage: enclavia-init [--config PATH]\n"
-    "Starts the application described by the enclave configuration (default\n"
-    "/etc/enclavia/enclave.toml), forwards SIGTERM, SIGINT and SIGHUP to it, reaps orphans\n"
-    "when PID 1, and exits with the application's exit status.\n";
+    "usage: enclavia-init [--config PATH] [--ingress PATH | --no-ingress] [--nsm PATH]\n"
+    "The enclave's PID 1. Mounts /proc, /sys, /dev, /tmp and /run (those not mounted yet; only\n"
+    "as PID 1), brings up lo, seeds the RNG from the NSM, then runs the ingress daemon and the\n"
+    "application described by the enclave configuration, restarting them as it says. SIGTERM or\n"
+    "SIGINT stops both (SIGKILL after 5 s) and exits 0. Output reaches the console only when the\n"
+    "NSM reports a debug-mode enclave (PCR0 all zero).\n"
+    "  --config PATH   enclave configuration (default /etc/enclavia/enclave.toml)\n"
+    "  --ingress PATH  ingress daemon (default /usr/bin/enclavia-ingress); --no-ingress: none\n"
+    "  --nsm PATH      the NSM device or socket (default /dev/nsm)\n";
 
-// ParseFlags parses `args` (argv without argv[0]): `--config PATH` (or `--config=PATH`) and
-// `--help`. Anything else is kInvalidArgument naming the argument.
+// ParseFlags parses `args` (argv without argv[0]): `--config PATH`, `--ingress PATH`,
+// `--no-ingress`, `--nsm PATH` (each also as `--flag=PATH`) and `--help`. Anything else is
+// kInvalidArgument naming the argument.
 Result<Flags> ParseFlags(const std::vector<std::string>& args);
 
 // LoadConfig reads the enclave configuration at `path` (at most 1 MiB) and parses it. Errors
@@ -69,15 +85,113 @@ struct AppExit {
 
 // RunApp starts the application `app` describes and waits until it ends: it forks; the child
 // gets exactly AppEnvironment(app), an empty signal mask and default signal dispositions, changes
-// to app.workdir, drops to app.gid/app.uid when they are non-zero (and then has no supplementary
-// groups), and executes app.cmd[0] (which must be absolute) with argv app.cmd. Meanwhile the caller
-// forwards SIGTERM, SIGINT and SIGHUP to the application and reaps children as `reaping` says.
+// to app.workdir, becomes app.gid/app.uid (with no supplementary groups when init is root),
+// empties its capability sets (bounding, inheritable, ambient) and sets no_new_privs, so that
+// even an explicit uid 0 cannot mount or gain privileges, and executes app.cmd[0] (which must be
+// absolute) with argv app.cmd. Meanwhile the caller forwards SIGTERM, SIGINT and SIGHUP to the
+// application and reaps children as `reaping` says. (The supervisor below is what init runs;
+// RunApp is the one-shot form.)
 //
 // The calling process must be single-threaded. For the duration of the call those signals and
 // SIGCHLD are blocked, SIGCHLD's disposition is the default, and both are restored on return.
 // Failures to set the child up (chdir, setgid, setuid) and system-call failures in the caller are
 // errors (kInvalidArgument, kIo); a failed exec is an AppExit with exec_error set.
 Result<AppExit> RunApp(const config::AppConfig& app, Reaping reaping);
+
+// ── System setup (PID 1 only) ─────────────────────────────────────────────────────────────────
+
+// MountSystem mounts /proc (proc), /sys (sysfs, read-only), /dev (devtmpfs), /tmp (tmpfs, 1777)
+// and /run (tmpfs), each only when it is not a mount point already (the local sandbox mounts /dev
+// and /run itself), creating missing directories. It returns what it mounted ("proc /proc").
+Result<std::vector<std::string>> MountSystem();
+
+// BringUpLoopback sets IFF_UP on `lo` (ioctl SIOCSIFFLAGS on an AF_INET socket).
+Result<void> BringUpLoopback();
+
+// DisableCoreDumps sets RLIMIT_CORE to 0 (inherited by every child) and PR_SET_DUMPABLE to 0.
+Result<void> DisableCoreDumps();
+
+// SeedRandom mixes 256 bytes from the NSM's GetRandom into the kernel pool through /dev/urandom
+// (`urandom_path`, no entropy credit) and wipes its copy.
+Result<void> SeedRandom(attestation::Nsm& nsm, const std::string& urandom_path = "/dev/urandom");
+
+// IsDebugEnclave says whether the NSM reports PCR0 all zero: how Nitro marks a debug-mode
+// enclave (the local simulator does the same).
+Result<bool> IsDebugEnclave(attestation::Nsm& nsm);
+
+// ── Supervision ───────────────────────────────────────────────────────────────────────────────
+
+// SupervisorTiming holds the supervisor's delays (tests shorten them).
+struct SupervisorTiming {
+  std::chrono::milliseconds quick_exit{10000};      // An exit sooner than this is "quick".
+  std::chrono::milliseconds first_backoff{500};     // Doubling per quick failure in a row...
+  std::chrono::milliseconds max_backoff{8000};      // ...up to this.
+  std::chrono::milliseconds ingress_backoff{1000};  // Before restarting a dead ingress.
+  std::chrono::milliseconds stop_grace{5000};       // SIGTERM → SIGKILL.
+};
+
+// RestartDecision is what happens after an application exit.
+struct RestartDecision {
+  bool restart = false;
+  std::chrono::milliseconds delay{0};  // Before the restart.
+  std::string reason;                  // One line for the log.
+};
+
+// RestartTracker applies an app's restart policy, exit by exit. Pure logic; no clock of its own.
+//  - never: stop. on-failure: stop after exit 0, else restart. always: restart.
+//  - A restarted exit sooner than timing.quick_exit counts as a quick failure (under "always" a
+//    quick exit 0 counts too: it is a crash loop all the same); a later exit resets the count.
+//  - When the quick failures in a row reach restart_limit, stop (give up).
+//  - Delay: first_backoff * 2^(quick failures in a row - 1), capped at max_backoff; first_backoff
+//    after an exit that was not quick.
+class RestartTracker {
+ public:
+  RestartTracker(config::RestartPolicy policy, uint32_t restart_limit, SupervisorTiming timing = {})
+      : policy_(policy), limit_(restart_limit), timing_(timing) {}
+
+  // OnExit records an exit with init's exit code for it (`exit_code`: status, or 128+signal)
+  // after the app ran for `ran`.
+  RestartDecision OnExit(int exit_code, std::chrono::milliseconds ran);
+  uint32_t quick_failures() const { return quick_failures_; }
+
+ private:
+  config::RestartPolicy policy_;
+  uint32_t limit_;
+  SupervisorTiming timing_;
+  uint32_t quick_failures_ = 0;
+};
+
+// Output says where the application's and the ingress's stdout and stderr go.
+enum class Output {
+  kConsole,  // Inherited: init's console (debug-mode enclaves only).
+  kDiscard,  // /dev/null: the host sees nothing.
+};
+
+struct SupervisorOptions {
+  config::AppConfig app;
+  // ingress_argv starts the ingress daemon (as root, environment PATH only, workdir /);
+  // empty: no ingress.
+  std::vector<std::string> ingress_argv;
+  Output output = Output::kDiscard;
+  Reaping reaping = Reaping::kAppOnly;
+  SupervisorTiming timing;
+  // log receives init's own lifecycle lines (starts, exits, restarts); never app output.
+  std::function<void(std::string_view)> log;
+};
+
+// Supervise runs the enclave until it ends and returns init's exit code:
+//  - the application stopped per its policy (or init gave up): the ingress is stopped, then the
+//    application's exit code (128+N for signal N);
+//  - SIGTERM or SIGINT: both get SIGTERM, then SIGKILL after timing.stop_grace; 0;
+//  - the application could not be set up or executed: kExitExecFailed (logged);
+//  - SIGHUP is forwarded to the application.
+// The ingress is restarted timing.ingress_backoff after it dies. Same process contract as RunApp
+// (single-threaded; signals blocked for the duration). Errors only for failing system calls.
+Result<int> Supervise(const SupervisorOptions& options);
+
+// RunInit is enclavia-init after flag parsing: system setup (when PID 1), configuration, NSM,
+// then Supervise. Returns the process exit code; logs errors to stderr.
+int RunInit(const Flags& flags);
 
 }  // namespace enclavia::init
 

@@ -7,18 +7,25 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+
+#include "host/nsm/nsm_server.h"
+#include "host/nsm/simulator.h"
 
 namespace enclavia::init {
 namespace {
@@ -30,8 +37,8 @@ using ::testing::StartsWith;
 // TempDir is a fresh directory under $TMPDIR, removed with its contents at the end of the test.
 class TempDir {
  public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
+  // `base`: where to create it (default $TMPDIR or /tmp).
+  explicit TempDir(const char* base = std::getenv("TMPDIR")) {
     std::string templ = std::string(base != nullptr ? base : "/tmp") + "/enclavia-init-XXXXXX";
     ENCLAVIA_CHECK(::mkdtemp(templ.data()) != nullptr);
     path_ = templ;
@@ -71,17 +78,26 @@ std::vector<std::string> Split(const std::string& text, char sep) {
   return out;
 }
 
+// ShellApp runs `script` as the test's own uid/gid (the default, 65534, could not write the
+// test's directories).
 config::AppConfig ShellApp(const std::string& script) {
   config::AppConfig app;
   app.cmd = {"/bin/sh", "-c", script};
+  app.uid = ::geteuid();
+  app.gid = ::getegid();
   return app;
+}
+
+// SelfIds is the [app] lines that keep the test's uid/gid.
+std::string SelfIds() {
+  return "uid = " + std::to_string(::geteuid()) + "\ngid = " + std::to_string(::getegid()) + "\n";
 }
 
 // ConfigToml renders a minimal enclave.toml running `cmd` (TOML array syntax) with `app_extra`
 // lines appended to [app].
 std::string ConfigToml(const std::string& cmd, const std::string& app_extra = "") {
   return "version = 1\n[enclave]\nname = \"t\"\nversion = \"1\"\n[app]\ncmd = " + cmd + "\n" +
-         app_extra;
+         SelfIds() + app_extra;
 }
 
 TEST(ParseFlagsTest, DefaultsToTheMeasuredConfigPath) {
@@ -95,6 +111,19 @@ TEST(ParseFlagsTest, AcceptsConfigInBothForms) {
   EXPECT_EQ(ParseFlags({"--config", "/a.toml"})->config_path, "/a.toml");
   EXPECT_EQ(ParseFlags({"--config=/b.toml"})->config_path, "/b.toml");
   EXPECT_TRUE(ParseFlags({"--help"})->help);
+}
+
+TEST(ParseFlagsTest, IngressAndNsm) {
+  auto defaults = ParseFlags({});
+  EXPECT_EQ(defaults->ingress_path, "/usr/bin/enclavia-ingress");
+  EXPECT_EQ(defaults->nsm_path, "/dev/nsm");
+  auto flags = ParseFlags({"--ingress", "/x/ingress", "--nsm=/run/nsm.sock"});
+  ASSERT_TRUE(flags) << flags.error().message();
+  EXPECT_EQ(flags->ingress_path, "/x/ingress");
+  EXPECT_EQ(flags->nsm_path, "/run/nsm.sock");
+  EXPECT_EQ(ParseFlags({"--no-ingress"})->ingress_path, "");
+  EXPECT_FALSE(ParseFlags({"--nsm"}));
+  EXPECT_FALSE(ParseFlags({"--ingress="}));
 }
 
 TEST(ParseFlagsTest, RejectsUnknownAndIncompleteFlags) {
@@ -205,6 +234,7 @@ TEST(RunAppTest, DroppingOnlyTheUidAlsoDropsSupplementaryGroups) {
   ASSERT_EQ(::chmod(dir.path().c_str(), 0777), 0);
   config::AppConfig app = ShellApp("echo $(id -u) $(id -G) > " + dir.path() + "/ids");
   app.uid = 65534;
+  app.gid = 0;
   // Give this (root) process an extra group the application must not inherit.
   std::vector<gid_t> old_groups(static_cast<size_t>(::getgroups(0, nullptr)));
   ASSERT_GE(::getgroups(static_cast<int>(old_groups.size()), old_groups.data()), 0);
@@ -215,6 +245,41 @@ TEST(RunAppTest, DroppingOnlyTheUidAlsoDropsSupplementaryGroups) {
   ASSERT_TRUE(exit) << exit.error().message();
   ASSERT_EQ(exit->exit_code, 0);
   EXPECT_EQ(ReadText(dir.path() + "/ids"), "65534 0\n");
+}
+
+TEST(RunAppTest, DefaultsToNobodyWithoutCapabilities) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "needs root to change uid";
+  }
+  TempDir dir;
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0777), 0);
+  config::AppConfig app;
+  app.cmd = {"/bin/sh", "-c",
+             "echo $(id -u) $(id -g) > " + dir.path() + "/ids; "
+             "grep -E '^(CapBnd|CapEff|CapInh|NoNewPrivs)' /proc/self/status >> " + dir.path() +
+                 "/ids"};
+  auto exit = RunApp(app, Reaping::kAppOnly);
+  ASSERT_TRUE(exit) << exit.error().message();
+  ASSERT_EQ(exit->exit_code, 0);
+  EXPECT_EQ(ReadText(dir.path() + "/ids"),
+            "65534 65534\nCapInh:\t0000000000000000\nCapEff:\t0000000000000000\n"
+            "CapBnd:\t0000000000000000\nNoNewPrivs:\t1\n");
+}
+
+TEST(RunAppTest, ExplicitRootKeepsNoCapability) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "needs root";
+  }
+  TempDir dir;
+  config::AppConfig app = ShellApp("id -u > " + dir.path() + "/out; grep -E '^Cap(Eff|Bnd)' "
+                                   "/proc/self/status >> " + dir.path() + "/out");
+  app.uid = 0;
+  app.gid = 0;
+  auto exit = RunApp(app, Reaping::kAppOnly);
+  ASSERT_TRUE(exit) << exit.error().message();
+  ASSERT_EQ(exit->exit_code, 0);
+  EXPECT_EQ(ReadText(dir.path() + "/out"),
+            "0\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\n");
 }
 
 TEST(RunAppTest, MissingBinaryIsAnExecFailure) {
@@ -242,13 +307,122 @@ TEST(RunAppTest, RelativeCommandIsRejected) {
   EXPECT_THAT(exit.error().message(), HasSubstr("absolute"));
 }
 
+using std::chrono::milliseconds;
+using config::RestartPolicy;
+
+TEST(RestartTrackerTest, NeverStopsAtOnce) {
+  RestartTracker tracker(RestartPolicy::kNever, 5);
+  EXPECT_FALSE(tracker.OnExit(1, milliseconds(10)).restart);
+  RestartTracker clean(RestartPolicy::kNever, 5);
+  EXPECT_FALSE(clean.OnExit(0, milliseconds(60000)).restart);
+}
+
+TEST(RestartTrackerTest, OnFailureRestartsFailuresButNotCleanExits) {
+  RestartTracker tracker(RestartPolicy::kOnFailure, 5);
+  auto failed = tracker.OnExit(3, milliseconds(20000));
+  EXPECT_TRUE(failed.restart);
+  EXPECT_EQ(failed.delay, milliseconds(500));
+  auto killed = tracker.OnExit(128 + SIGSEGV, milliseconds(20000));
+  EXPECT_TRUE(killed.restart);
+  EXPECT_THAT(killed.reason, HasSubstr("killed by signal 11"));
+  auto clean = tracker.OnExit(0, milliseconds(1));
+  EXPECT_FALSE(clean.restart);
+  EXPECT_THAT(clean.reason, HasSubstr("on-failure"));
+}
+
+TEST(RestartTrackerTest, AlwaysRestartsCleanExitsButCountsQuickOnes) {
+  RestartTracker tracker(RestartPolicy::kAlways, 3);
+  EXPECT_TRUE(tracker.OnExit(0, milliseconds(20000)).restart);
+  EXPECT_EQ(tracker.quick_failures(), 0U);
+  EXPECT_TRUE(tracker.OnExit(0, milliseconds(5)).restart);
+  EXPECT_TRUE(tracker.OnExit(0, milliseconds(5)).restart);
+  EXPECT_FALSE(tracker.OnExit(0, milliseconds(5)).restart);  // Third quick exit: the limit.
+}
+
+TEST(RestartTrackerTest, BackoffDoublesToTheCapAndGivesUpAtTheLimit) {
+  RestartTracker tracker(RestartPolicy::kOnFailure, 7);
+  std::vector<int64_t> delays;
+  for (int i = 0; i < 6; ++i) {
+    auto d = tracker.OnExit(1, milliseconds(100));
+    ASSERT_TRUE(d.restart) << i;
+    delays.push_back(d.delay.count());
+  }
+  EXPECT_THAT(delays, ElementsAre(500, 1000, 2000, 4000, 8000, 8000));
+  auto last = tracker.OnExit(1, milliseconds(100));
+  EXPECT_FALSE(last.restart);
+  EXPECT_THAT(last.reason, HasSubstr("7 times in a row (restart_limit): giving up"));
+}
+
+TEST(RestartTrackerTest, ALongRunResetsTheCount) {
+  RestartTracker tracker(RestartPolicy::kOnFailure, 2);
+  EXPECT_TRUE(tracker.OnExit(1, milliseconds(100)).restart);  // 1 quick failure.
+  auto slow = tracker.OnExit(1, milliseconds(10000));          // Ran 10 s: not quick.
+  EXPECT_TRUE(slow.restart);
+  EXPECT_EQ(slow.delay, milliseconds(500));
+  EXPECT_EQ(tracker.quick_failures(), 0U);
+  EXPECT_TRUE(tracker.OnExit(1, milliseconds(100)).restart);
+  EXPECT_FALSE(tracker.OnExit(1, milliseconds(100)).restart);
+}
+
+TEST(RestartTrackerTest, LimitOneNeverRestartsAQuickFailure) {
+  RestartTracker tracker(RestartPolicy::kOnFailure, 1);
+  EXPECT_FALSE(tracker.OnExit(1, milliseconds(100)).restart);
+}
+
+// Supervise runs in this (non-PID-1) process with short delays.
+SupervisorOptions FastOptions(config::AppConfig app) {
+  SupervisorOptions options;
+  options.app = std::move(app);
+  options.output = Output::kConsole;
+  options.timing.first_backoff = milliseconds(10);
+  options.timing.max_backoff = milliseconds(40);
+  options.timing.ingress_backoff = milliseconds(20);
+  return options;
+}
+
+TEST(SuperviseTest, RestartsUntilTheLimitAndReturnsTheLastStatus) {
+  TempDir dir;
+  config::AppConfig app = ShellApp("echo run >> " + dir.path() + "/runs; exit 6");
+  app.restart = RestartPolicy::kAlways;
+  app.restart_limit = 4;
+  std::vector<std::string> log;
+  SupervisorOptions options = FastOptions(app);
+  options.log = [&](std::string_view line) { log.emplace_back(line); };
+  auto code = Supervise(options);
+  ASSERT_TRUE(code) << code.error().message();
+  EXPECT_EQ(*code, 6);
+  EXPECT_EQ(Split(ReadText(dir.path() + "/runs"), '\n').size(), 4U);
+  ASSERT_FALSE(log.empty());
+  EXPECT_THAT(log.back(), HasSubstr("giving up"));
+}
+
+TEST(SuperviseTest, RestartsAnIngressThatDiesAndStopsItWithTheApp) {
+  TempDir dir;
+  // The app lives long enough for the ingress (which dies at once) to start several times.
+  config::AppConfig app = ShellApp("sleep 0.3; exit 0");
+  SupervisorOptions options = FastOptions(app);
+  options.ingress_argv = {"/bin/sh", "-c", "echo start >> " + dir.path() + "/ingress; exit 2"};
+  auto code = Supervise(options);
+  ASSERT_TRUE(code) << code.error().message();
+  EXPECT_EQ(*code, 0);
+  EXPECT_GE(Split(ReadText(dir.path() + "/ingress"), '\n').size(), 3U);
+}
+
+TEST(SuperviseTest, SetupFailureStopsWith127) {
+  config::AppConfig app = ShellApp("exit 0");
+  app.workdir = "/nonexistent/dir";
+  auto code = Supervise(FastOptions(app));
+  ASSERT_TRUE(code) << code.error().message();
+  EXPECT_EQ(*code, 127);
+}
+
 // Init runs the built enclavia-init binary with `args`, its stdout and stderr on pipes.
 class Init {
  public:
   explicit Init(std::vector<std::string> args, bool new_pid_namespace = false) {
     if (new_pid_namespace) {
-      args.insert(args.begin(),
-                  {"/usr/bin/unshare", "--pid", "--fork", "--mount-proc", ENCLAVIA_INIT_BINARY});
+      args.insert(args.begin(), {"/usr/bin/unshare", "--pid", "--fork", "--mount-proc", "--net",
+                                 "--uts", "--ipc", ENCLAVIA_INIT_BINARY});
     } else {
       args.insert(args.begin(), ENCLAVIA_INIT_BINARY);
     }
@@ -340,62 +514,226 @@ class Init {
   std::string stderr_;
 };
 
+// FakeNsm is the NSM simulator served on a Unix socket, as the local sandbox's /dev/nsm.
+// `debug` zeroes PCR0, marking a debug-mode enclave.
+class FakeNsm {
+ public:
+  explicit FakeNsm(bool debug) {
+    host::Clock clock = [] { return SystemTime(std::chrono::system_clock::now()); };
+    auto ca = host::SimulatorCa::LoadOrCreate(dir_.path() + "/ca", clock);
+    ENCLAVIA_CHECK(ca.has_value());
+    host::SimulatorOptions options;
+    options.boot_pcrs = {{0, Bytes(48, 0xa0)}};
+    options.debug = debug;
+    auto sim = host::NsmSimulator::Create(
+        std::make_shared<const host::SimulatorCa>(std::move(ca).value()), std::move(options));
+    ENCLAVIA_CHECK(sim.has_value());
+    sim_ = std::move(*sim);
+    auto server = host::NsmServer::Listen(path(), *sim_);
+    ENCLAVIA_CHECK(server.has_value());
+    server_.emplace(std::move(*server));
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        static_cast<void>(server_->Poll({}, 50));
+      }
+    });
+  }
+  FakeNsm(const FakeNsm&) = delete;
+  FakeNsm& operator=(const FakeNsm&) = delete;
+  ~FakeNsm() {
+    stop_ = true;
+    thread_.join();
+  }
+  std::string path() const { return dir_.path() + "/nsm.sock"; }
+
+ private:
+  TempDir dir_{"/var/tmp"};  // Not under /tmp: init as PID 1 mounts a tmpfs there.
+  std::unique_ptr<host::NsmSimulator> sim_;
+  std::optional<host::NsmServer> server_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// Args is init's command line: `config`, no ingress unless `ingress` is set, and the NSM.
+std::vector<std::string> Args(const std::string& config, const FakeNsm& nsm,
+                              const std::string& ingress = "") {
+  std::vector<std::string> args = {"--config", config, "--nsm", nsm.path()};
+  if (ingress.empty()) {
+    args.push_back("--no-ingress");
+  } else {
+    args.insert(args.end(), {"--ingress", ingress});
+  }
+  return args;
+}
+
+// CountLines counts the lines of a file (0 when it does not exist).
+size_t CountLines(const std::string& path) { return Split(ReadText(path), '\n').size(); }
+
+// WriteScript writes an executable shell script.
+std::string WriteScript(const TempDir& dir, const std::string& name, const std::string& body) {
+  std::string path = dir.Write(name, "#!/bin/sh\n" + body + "\n");
+  ENCLAVIA_CHECK(::chmod(path.c_str(), 0755) == 0);
+  return path;
+}
+
 TEST(InitBinaryTest, RunsTheAppWithExactlyTheConfiguredEnvironment) {
   TempDir dir;
+  FakeNsm nsm(/*debug=*/true);
   std::string config = dir.Write(
       "enclave.toml", ConfigToml(R"(["/usr/bin/env"])", "[app.env]\nGREETING = \"hi\"\n"));
-  Init init({"--config", config});
+  Init init(Args(config, nsm));
   EXPECT_EQ(init.Wait(), 0) << init.stderr_text();
   EXPECT_EQ(init.stdout_text(),
             "GREETING=hi\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n");
-  EXPECT_EQ(init.stderr_text(), "");
+  EXPECT_THAT(init.stderr_text(), HasSubstr("debug-mode enclave"));
 }
 
 TEST(InitBinaryTest, AppliesTheWorkdirAndPropagatesTheExitStatus) {
   TempDir dir;
+  FakeNsm nsm(/*debug=*/true);
   std::string config = dir.Write("enclave.toml", ConfigToml(R"(["/bin/sh", "-c", "pwd; exit 3"])",
-                                                            "workdir = \"" + dir.path() + "\"\n"));
-  Init init({"--config=" + config});
+                                                            "workdir = \"" + dir.path() +
+                                                                "\"\nrestart = \"never\"\n"));
+  Init init(Args(config, nsm));
   EXPECT_EQ(init.Wait(), 3) << init.stderr_text();
   EXPECT_EQ(init.stdout_text(), dir.path() + "\n");
 }
 
-TEST(InitBinaryTest, ForwardsSigtermToTheApp) {
+TEST(InitBinaryTest, AppOutputIsDiscardedUnlessDebugMode) {
   TempDir dir;
+  FakeNsm nsm(/*debug=*/false);
+  std::string ingress = WriteScript(dir, "ingress", "echo ingress-secret; echo ingress-err >&2; "
+                                                    "exec sleep 30");
   std::string config = dir.Write(
       "enclave.toml",
-      ConfigToml(
-          R"(["/bin/sh", "-c", "trap 'exit 7' TERM; echo ready; while :; do sleep 0.05; done"])"));
-  Init init({"--config", config});
-  ASSERT_TRUE(init.ReadStdoutUntil("ready\n")) << init.stderr_text();
-  ASSERT_EQ(::kill(init.pid(), SIGTERM), 0);
-  EXPECT_EQ(init.Wait(), 7) << init.stderr_text();
+      ConfigToml(R"(["/bin/sh", "-c", "echo app-secret; echo app-err >&2; echo ran > )" +
+                 dir.path() + R"(/ran; sleep 0.3"])"));
+  Init init(Args(config, nsm, ingress));
+  EXPECT_EQ(init.Wait(), 0) << init.stderr_text();
+  EXPECT_EQ(ReadText(dir.path() + "/ran"), "ran\n");  // The app did run...
+  EXPECT_EQ(init.stdout_text(), "");                   // ...and the host saw nothing.
+  EXPECT_EQ(init.stderr_text(), "");
 }
 
-TEST(InitBinaryTest, ReportsAppKilledBySignalAs128PlusSignal) {
+TEST(InitBinaryTest, RestartsOnFailureThenGivesUpAfterTheLimit) {
   TempDir dir;
-  std::string config =
-      dir.Write("enclave.toml", ConfigToml(R"(["/bin/sh", "-c", "echo ready; exec sleep 30"])"));
-  Init init({"--config", config});
+  FakeNsm nsm(/*debug=*/true);
+  std::string config = dir.Write(
+      "enclave.toml", ConfigToml(R"(["/bin/sh", "-c", "echo run >> )" + dir.path() +
+                                     R"(/runs; exit 3"])",
+                                 "restart_limit = 3\n"));
+  auto started = std::chrono::steady_clock::now();
+  Init init(Args(config, nsm));
+  EXPECT_EQ(init.Wait(), 3) << init.stderr_text();
+  auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(CountLines(dir.path() + "/runs"), 3U);
+  // Backoff 0.5 s then 1 s between the three runs.
+  EXPECT_GE(took, std::chrono::milliseconds(1400));
+  EXPECT_THAT(init.stderr_text(), HasSubstr("3 times in a row (restart_limit): giving up"));
+}
+
+TEST(InitBinaryTest, OnFailureStopsAfterACleanExit) {
+  TempDir dir;
+  FakeNsm nsm(/*debug=*/true);
+  std::string config = dir.Write(
+      "enclave.toml",
+      ConfigToml(R"(["/bin/sh", "-c", "echo run >> )" + dir.path() + R"(/runs; exit 0"])"));
+  Init init(Args(config, nsm));
+  EXPECT_EQ(init.Wait(), 0) << init.stderr_text();
+  EXPECT_EQ(CountLines(dir.path() + "/runs"), 1U);
+}
+
+TEST(InitBinaryTest, NeverRestartsWithPolicyNever) {
+  TempDir dir;
+  FakeNsm nsm(/*debug=*/true);
+  std::string config = dir.Write(
+      "enclave.toml", ConfigToml(R"(["/bin/sh", "-c", "echo run >> )" + dir.path() +
+                                     R"(/runs; kill -KILL $$"])",
+                                 "restart = \"never\"\n"));
+  Init init(Args(config, nsm));
+  EXPECT_EQ(init.Wait(), 128 + SIGKILL) << init.stderr_text();
+  EXPECT_EQ(CountLines(dir.path() + "/runs"), 1U);
+  EXPECT_THAT(init.stderr_text(), HasSubstr("restart = \"never\": stopping"));
+}
+
+TEST(InitBinaryTest, SigtermShutsDownAppAndIngressCleanly) {
+  TempDir dir;
+  FakeNsm nsm(/*debug=*/true);
+  std::string ingress = WriteScript(
+      dir, "ingress",
+      "echo \"$@\" > " + dir.path() + "/ingress-args; trap 'echo term > " + dir.path() +
+          "/ingress-term; exit 0' TERM; while :; do sleep 0.05; done");
+  std::string config = dir.Write(
+      "enclave.toml",
+      ConfigToml(R"(["/bin/sh", "-c", "trap 'echo term > )" + dir.path() +
+                 R"(/app-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done"])"));
+  Init init(Args(config, nsm, ingress));
   ASSERT_TRUE(init.ReadStdoutUntil("ready\n")) << init.stderr_text();
-  ASSERT_EQ(::kill(init.pid(), SIGINT), 0);  // Forwarded; sleep has no handler, so it dies.
-  EXPECT_EQ(init.Wait(), 128 + SIGINT) << init.stderr_text();
+  ASSERT_EQ(::kill(init.pid(), SIGTERM), 0);
+  EXPECT_EQ(init.Wait(), 0) << init.stderr_text();
+  EXPECT_EQ(ReadText(dir.path() + "/app-term"), "term\n");
+  EXPECT_EQ(ReadText(dir.path() + "/ingress-term"), "term\n");
+  EXPECT_EQ(ReadText(dir.path() + "/ingress-args"),
+            "--config " + config + " --nsm " + nsm.path() + "\n");
+}
+
+TEST(InitBinaryTest, SigkillsAnAppThatIgnoresSigterm) {
+  TempDir dir;
+  FakeNsm nsm(/*debug=*/true);
+  std::string config = dir.Write(
+      "enclave.toml",
+      ConfigToml(R"(["/bin/sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done"])"));
+  Init init(Args(config, nsm));
+  ASSERT_TRUE(init.ReadStdoutUntil("ready\n")) << init.stderr_text();
+  auto sent = std::chrono::steady_clock::now();
+  ASSERT_EQ(::kill(init.pid(), SIGINT), 0);
+  EXPECT_EQ(init.Wait(), 0) << init.stderr_text();
+  auto took = std::chrono::steady_clock::now() - sent;
+  EXPECT_GE(took, std::chrono::milliseconds(4900));
+  EXPECT_LT(took, std::chrono::seconds(9));
+}
+
+TEST(InitBinaryTest, RestartsTheIngressWhenItDies) {
+  TempDir dir;
+  FakeNsm nsm(/*debug=*/true);
+  std::string ingress = WriteScript(dir, "ingress", "echo start >> " + dir.path() + "/starts; exit 1");
+  std::string config = dir.Write(
+      "enclave.toml", ConfigToml(R"(["/bin/sh", "-c", "echo ready; exec sleep 30"])"));
+  Init init(Args(config, nsm, ingress));
+  ASSERT_TRUE(init.ReadStdoutUntil("ready\n")) << init.stderr_text();
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // 1 s backoff per restart.
+  ASSERT_EQ(::kill(init.pid(), SIGTERM), 0);
+  EXPECT_EQ(init.Wait(), 0) << init.stderr_text();
+  size_t starts = CountLines(dir.path() + "/starts");
+  EXPECT_GE(starts, 2U);
+  EXPECT_LE(starts, 4U);
+  EXPECT_THAT(init.stderr_text(), HasSubstr("ingress exited 1; restarting in 1000 ms"));
 }
 
 TEST(InitBinaryTest, MissingBinaryExits127WithOneLine) {
   TempDir dir;
+  FakeNsm nsm(/*debug=*/false);
   std::string config = dir.Write("enclave.toml", ConfigToml(R"(["/bin/x-not-there"])"));
-  Init init({"--config", config});
+  Init init(Args(config, nsm));
   EXPECT_EQ(init.Wait(), 127);
   EXPECT_EQ(init.stderr_text(),
             "enclavia-init: exec /bin/x-not-there: No such file or directory\n");
+}
+
+TEST(InitBinaryTest, NoNsmIsFatal) {
+  TempDir dir;
+  std::string config = dir.Write("enclave.toml", ConfigToml(R"(["/bin/true"])"));
+  Init init({"--config", config, "--no-ingress", "--nsm", dir.path() + "/no-nsm"});
+  EXPECT_EQ(init.Wait(), 1);
+  EXPECT_THAT(init.stderr_text(), StartsWith("enclavia-init: "));
+  EXPECT_THAT(init.stderr_text(), HasSubstr(dir.path() + "/no-nsm"));
 }
 
 TEST(InitBinaryTest, BadConfigExits1NamingTheKey) {
   TempDir dir;
   std::string config =
       dir.Write("enclave.toml", ConfigToml(R"(["/bin/true"])", "comand = [\"/bin/true\"]\n"));
-  Init init({"--config", config});
+  Init init({"--config", config, "--no-ingress"});
   EXPECT_EQ(init.Wait(), 1);
   EXPECT_THAT(init.stderr_text(), StartsWith("enclavia-init: "));
   EXPECT_THAT(init.stderr_text(), HasSubstr("app.comand"));
@@ -419,16 +757,44 @@ TEST(InitBinaryTest, AsPid1ReapsOrphansAndExitsWithTheAppStatus) {
   if (::geteuid() != 0 || ::access("/usr/bin/unshare", X_OK) != 0) {
     GTEST_SKIP() << "needs root and unshare(1) for a PID namespace";
   }
-  TempDir dir;
+  TempDir dir("/var/tmp");  // Init mounts a tmpfs on /tmp.
+  FakeNsm nsm(/*debug=*/true);
   // The inner shell leaves an orphan that exits after 0.1 s; init, as PID 1, must reap it. Then
   // the app looks for zombies in the namespace's /proc.
   std::string config = dir.Write(
       "enclave.toml",
       ConfigToml(R"(["/bin/sh", "-c", "echo pid1=$PPID; sh -c 'sleep 0.1 &'; sleep 0.6; )"
-                 R"(if grep -l '^State:.*zombie' /proc/[0-9]*/status; then exit 9; fi; exit 5"])"));
-  Init init({"--config", config}, /*new_pid_namespace=*/true);
+                 R"(if grep -l '^State:.*zombie' /proc/[0-9]*/status; then exit 9; fi; exit 5"])",
+                 "restart = \"never\"\n"));
+  Init init(Args(config, nsm), /*new_pid_namespace=*/true);
   EXPECT_EQ(init.Wait(), 5) << init.stdout_text() << init.stderr_text();
   EXPECT_THAT(init.stdout_text(), StartsWith("pid1=1\n"));
+}
+
+TEST(InitBinaryTest, AsPid1SetsUpTheSystemAndKeepsRootPowerless) {
+  if (::geteuid() != 0 || ::access("/usr/bin/unshare", X_OK) != 0 ||
+      ::access("/bin/bash", X_OK) != 0) {
+    GTEST_SKIP() << "needs root, unshare(1) and bash";
+  }
+  TempDir dir("/var/tmp");
+  ::mkdir((dir.path() + "/m").c_str(), 0755);
+  FakeNsm nsm(/*debug=*/true);
+  // Runs as uid 0 (SelfIds) in fresh PID, mount and network namespaces.
+  std::string script =
+      "stat -f -c 'tmp=%T' /tmp; stat -c 'tmpmode=%a' /tmp; "
+      "grep '^Max core file size' /proc/self/limits | tr -s ' '; "
+      "(exec 3<>/dev/tcp/127.0.0.1/1) 2>&1 | grep -o 'Connection refused' | head -1; "
+      "if mount -t tmpfs none " + dir.path() + "/m 2>/dev/null; then echo mounted; "
+      "else echo mount-refused; fi";
+  std::string config = dir.Write(
+      "enclave.toml", ConfigToml("[\"/bin/bash\", \"-c\", \"" + script + "\"]", "restart = \"never\"\n"));
+  Init init(Args(config, nsm), /*new_pid_namespace=*/true);
+  EXPECT_EQ(init.Wait(), 0) << init.stdout_text() << init.stderr_text();
+  EXPECT_EQ(init.stdout_text(),
+            "tmp=tmpfs\ntmpmode=1777\nMax core file size 0 0 bytes \n"
+            "Connection refused\nmount-refused\n")
+      << init.stderr_text();
+  EXPECT_THAT(init.stderr_text(), HasSubstr("mounted tmpfs /tmp"));
 }
 
 }  // namespace

@@ -100,6 +100,8 @@ struct Relay::State {
   std::atomic<uint64_t> closed_idle{0};
   std::atomic<uint64_t> bytes_up{0};
   std::atomic<uint64_t> bytes_down{0};
+  std::atomic<uint64_t> answered{0};
+  std::atomic<uint64_t> http_requests{0};
 
   std::mutex mu;
   std::unordered_map<SessionBase*, std::weak_ptr<SessionBase>> sessions;  // Guarded by mu.
@@ -221,6 +223,10 @@ class Session final : public SessionBase {
     const http::request<http::empty_body>& request = parser_->get();
     std::string_view target = request.target();
     target = target.substr(0, target.find('?'));
+    if (state_->options.http_handler && !websocket::is_upgrade(request)) {
+      ServeHttp(request);
+      return;
+    }
     if (target != state_->options.path) {
       Refuse(http::status::not_found, "not found\n");
       return;
@@ -262,6 +268,57 @@ class Session final : public SessionBase {
     refusal_.set(http::field::content_type, "text/plain");
     refusal_.keep_alive(false);
     refusal_.body() = std::string(body);
+    refusal_.prepare_payload();
+    http::async_write(ws_.next_layer(), refusal_,
+                      [self = Self()](error_code, size_t) { self->Teardown(); });
+  }
+
+  // ServeHttp hands a plain request to http_handler and writes its reply, then closes. The reply
+  // may come from any thread (it is posted to this strand), or never (the handshake timer then
+  // cuts the connection), or after the connection was cut (it is dropped).
+  void ServeHttp(const http::request<http::empty_body>& request) {
+    state_->http_requests.fetch_add(1);
+    enclavia::http::Request plain;
+    plain.method = std::string(request.method_string());
+    plain.target = std::string(request.target());
+    for (const auto& field : request) {
+      std::string name(field.name_string());
+      std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) {
+        return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+      });
+      plain.headers[name] = std::string(field.value());
+    }
+    auto replied = std::make_shared<std::atomic<bool>>(false);
+    enclavia::http::Reply reply = [self = Self(), replied](enclavia::http::Response response) {
+      if (replied->exchange(true)) {
+        return;  // Exactly once; a second reply is a handler bug, and harmless here.
+      }
+      asio::post(self->ws_.get_executor(), [self, response = std::move(response)]() mutable {
+        self->WriteHttpResponse(std::move(response));
+      });
+    };
+    // The handler runs on this strand and must not block (it may reply later).
+    state_->options.http_handler(std::move(plain), std::move(reply));
+  }
+
+  void WriteHttpResponse(enclavia::http::Response response) {
+    if (closing_ || torn_down_) {
+      return;
+    }
+    timer_.cancel();  // Writing the reply is bounded by close_grace instead.
+    ArmTimer(Clock::now() + state_->close_grace);
+    phase_ = Phase::kClosing;
+    closing_ = true;
+    refusal_.version(11);
+    refusal_.result(static_cast<unsigned>(response.status));
+    refusal_.set(http::field::server, "enclavia-relay");
+    refusal_.set(http::field::content_type, response.content_type);
+    refusal_.set(http::field::cache_control, "no-store");
+    for (const auto& [name, value] : response.headers) {
+      refusal_.set(name, value);
+    }
+    refusal_.keep_alive(false);
+    refusal_.body() = std::move(response.body);
     refusal_.prepare_payload();
     http::async_write(ws_.next_layer(), refusal_,
                       [self = Self()](error_code, size_t) { self->Teardown(); });
@@ -429,6 +486,10 @@ class Session final : public SessionBase {
       return;
     }
     state_->bytes_down.fetch_add(down_record_.size());
+    if (!answered_) {
+      answered_ = true;
+      state_->answered.fetch_add(1);
+    }
     Touch();
     if (!closing_) {
       ReadEnclave();
@@ -537,7 +598,7 @@ class Session final : public SessionBase {
 
   beast::flat_buffer http_buffer_;
   std::optional<http::request_parser<http::empty_body>> parser_;
-  http::response<http::string_body> refusal_;
+  http::response<http::string_body> refusal_;  // A refusal, or http_handler's reply.
 
   beast::flat_buffer up_buffer_;  // At most max_message_size + 1 bytes (ReadClient).
   std::array<uint8_t, 2> up_header_{};
@@ -554,6 +615,7 @@ class Session final : public SessionBase {
   bool torn_down_ = false;   // Sockets closed.
   bool holds_slot_ = false;  // Counted in state->active.
   bool pending_ = false;     // Counted in state->pending.
+  bool answered_ = false;    // Counted in state->answered.
 };
 
 void StartSession(const std::shared_ptr<Relay::State>& state, tcp::socket socket) {
@@ -725,6 +787,8 @@ RelayStats Relay::stats() const {
   s.closed_idle = state_->closed_idle.load();
   s.bytes_up = state_->bytes_up.load();
   s.bytes_down = state_->bytes_down.load();
+  s.answered = state_->answered.load();
+  s.http_requests = state_->http_requests.load();
   return s;
 }
 

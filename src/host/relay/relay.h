@@ -12,6 +12,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "lib/base/result.h"
+#include "lib/http/http.h"
 #include "lib/net/address.h"
 
 // The blind relay: the untrusted host's WebSocket front door to an enclave (docs/relay.md).
@@ -42,6 +43,13 @@ struct RelayOptions {
   std::chrono::milliseconds idle_timeout{120000};      // No message either way: close. 0 = never.
   std::chrono::milliseconds handshake_timeout{10000};  // TCP accept → upgraded and enclave dialled.
   std::optional<TlsFiles> tls;                         // Set: wss:// (TLS 1.2+), else ws://.
+  // http_handler, if set, answers every plain HTTP request (one that is not a WebSocket upgrade)
+  // on any path, e.g. the host agent's /.well-known/enclavia/attestation and /healthz, so one
+  // public port serves both. Requests carry no body (one with a body is dropped); the reply may
+  // come later from any thread, within handshake_timeout (else the connection is cut); one
+  // request per connection ("Connection: close"). Unset: such requests get 426 on `path` and 404
+  // elsewhere, as before. A WebSocket upgrade on another path is always 404.
+  http::Handler http_handler;
 };
 
 // RelayStats are monotonic counters, except `active`.
@@ -54,6 +62,10 @@ struct RelayStats {
   uint64_t closed_idle = 0;      // Closed by the idle timeout.
   uint64_t bytes_up = 0;         // Message bytes written to the enclave (framing excluded).
   uint64_t bytes_down = 0;       // Message bytes written to clients (framing excluded).
+  uint64_t answered = 0;         // Connections on which the enclave sent at least one record
+                                 // (it answered the client's first message; the relay sees no
+                                 // more of the handshake than that).
+  uint64_t http_requests = 0;    // Plain HTTP requests handed to http_handler.
 };
 
 // Relay accepts WebSocket clients and pipes each to its own enclave connection.

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <span>
@@ -681,6 +682,162 @@ TEST_F(RelayTest, ServesWssWithTheConfiguredCertificate) {
   asio::ssl::context untrusting(asio::ssl::context::tls_client);
   TlsClient stranger(untrusting);
   EXPECT_TRUE(stranger.Connect(port()));
+}
+
+// PlainGet sends one HTTP/1.1 GET to 127.0.0.1:port and reads the response (or an error).
+struct PlainResponse {
+  error_code ec;
+  unsigned status = 0;
+  std::string content_type;
+  std::string body;
+};
+PlainResponse PlainGet(uint16_t port, const std::string& target,
+                       std::chrono::steady_clock::duration timeout = kWait) {
+  asio::io_context io;
+  tcp::socket socket(io);
+  PlainResponse out;
+  auto cancel = [&] {
+    error_code ignored;
+    socket.close(ignored);
+  };
+  tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), port);
+  out.ec = RunFor(
+      io, [&](auto h) { socket.async_connect(endpoint, std::move(h)); }, cancel);
+  if (out.ec) {
+    return out;
+  }
+  http::request<http::empty_body> request(http::verb::get, target, 11);
+  request.set(http::field::host, "localhost");
+  out.ec = RunFor(
+      io, [&](auto h) { http::async_write(socket, request, std::move(h)); }, cancel);
+  if (out.ec) {
+    return out;
+  }
+  beast::flat_buffer buffer;
+  http::response<http::string_body> response;
+  out.ec = RunFor(
+      io, [&](auto h) { http::async_read(socket, buffer, response, std::move(h)); }, cancel,
+      timeout);
+  out.status = response.result_int();
+  out.content_type = std::string(response[http::field::content_type]);
+  out.body = response.body();
+  return out;
+}
+
+// EchoHandler answers with the method, path, a query parameter and a header it saw.
+void EchoHandler(enclavia::http::Request request, enclavia::http::Reply reply) {
+  enclavia::http::Response response;
+  response.status = request.path() == "/missing" ? 404 : 200;
+  response.content_type = "text/plain";
+  response.body = request.method + " " + request.target + " host=" + request.headers["host"];
+  reply(std::move(response));
+}
+
+TEST_F(RelayTest, HttpHandlerAnswersPlainRequestsBesideTheWebSocket) {
+  StartEnclave();
+  StartRelay([](RelayOptions& o) { o.http_handler = EchoHandler; });
+  PlainResponse wellknown = PlainGet(port(), "/.well-known/enclavia/attestation?nonce=00ff");
+  ASSERT_FALSE(wellknown.ec) << wellknown.ec.message();
+  EXPECT_EQ(wellknown.status, 200u);
+  EXPECT_EQ(wellknown.content_type, "text/plain");
+  EXPECT_EQ(wellknown.body, "GET /.well-known/enclavia/attestation?nonce=00ff host=localhost");
+  PlainResponse missing = PlainGet(port(), "/missing");
+  ASSERT_FALSE(missing.ec);
+  EXPECT_EQ(missing.status, 404u);
+  // A plain GET on the WebSocket path goes to the handler too; an upgrade there is relayed.
+  PlainResponse root = PlainGet(port(), "/");
+  ASSERT_FALSE(root.ec);
+  EXPECT_EQ(root.status, 200u);
+  PlainClient client;
+  ASSERT_FALSE(client.Connect(port()));
+  ExpectEcho(client, ToBytes("still a relay"));
+  // An upgrade elsewhere is still refused.
+  PlainClient wrong;
+  EXPECT_EQ(wrong.Connect(port(), "/healthz"), websocket::error::upgrade_declined);
+  EXPECT_EQ(wrong.response().result(), http::status::not_found);
+  RelayStats stats = relay_->stats();
+  EXPECT_EQ(stats.http_requests, 3u);
+  EXPECT_EQ(stats.accepted, 1u);
+  EXPECT_EQ(stats.refused, 1u);
+  EXPECT_EQ(stats.answered, 1u);
+}
+
+TEST_F(RelayTest, HttpHandlerMayReplyLaterFromAnotherThread) {
+  StartEnclave();
+  std::vector<std::thread> repliers;
+  std::mutex mu;
+  StartRelay([&](RelayOptions& o) {
+    o.http_handler = [&](enclavia::http::Request, enclavia::http::Reply reply) {
+      std::lock_guard<std::mutex> lock(mu);
+      repliers.emplace_back([reply = std::move(reply)] {
+        std::this_thread::sleep_for(100ms);
+        enclavia::http::Response response;
+        response.body = R"({"late": true})";
+        reply(response);
+        reply(response);  // A second reply is ignored.
+      });
+    };
+  });
+  PlainResponse response = PlainGet(port(), "/healthz");
+  ASSERT_FALSE(response.ec) << response.ec.message();
+  EXPECT_EQ(response.status, 200u);
+  EXPECT_EQ(response.content_type, "application/json");
+  EXPECT_EQ(response.body, R"({"late": true})");
+  std::lock_guard<std::mutex> lock(mu);
+  for (auto& t : repliers) {
+    t.join();
+  }
+}
+
+TEST_F(RelayTest, HttpHandlerThatNeverRepliesIsCutAfterTheHandshakeTimeout) {
+  StartEnclave();
+  std::vector<enclavia::http::Reply> kept;  // Only on the relay's strands; one request.
+  StartRelay([&](RelayOptions& o) {
+    o.handshake_timeout = 300ms;
+    o.http_handler = [&](enclavia::http::Request, enclavia::http::Reply reply) {
+      kept.push_back(std::move(reply));
+    };
+  });
+  auto start = std::chrono::steady_clock::now();
+  PlainResponse response = PlainGet(port(), "/slow");
+  EXPECT_TRUE(response.ec);
+  EXPECT_NE(response.ec, asio::error::timed_out);  // The relay cut it, not our deadline.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  EXPECT_TRUE(WaitFor([&] { return relay_->stats().http_requests == 1; }));
+  // A reply after the cut is dropped without harm.
+  ASSERT_EQ(kept.size(), 1u);
+  kept[0](enclavia::http::Response{});
+  PlainClient client;
+  ASSERT_FALSE(client.Connect(port()));
+  ExpectEcho(client, ToBytes("alive"));
+}
+
+TEST_F(RelayTest, WithoutAHandlerPlainRequestsAreRefusedAsBefore) {
+  StartEnclave();
+  StartRelay();
+  PlainResponse root = PlainGet(port(), "/");
+  ASSERT_FALSE(root.ec);
+  EXPECT_EQ(root.status, 426u);
+  PlainResponse other = PlainGet(port(), "/.well-known/enclavia/attestation?nonce=00");
+  ASSERT_FALSE(other.ec);
+  EXPECT_EQ(other.status, 404u);
+  EXPECT_EQ(relay_->stats().refused, 2u);
+  EXPECT_EQ(relay_->stats().http_requests, 0u);
+}
+
+TEST_F(RelayTest, AnsweredCountsConnectionsTheEnclaveWroteTo) {
+  StartEnclave();
+  StartRelay();
+  PlainClient talker;
+  ASSERT_FALSE(talker.Connect(port()));
+  ExpectEcho(talker, ToBytes("one"));
+  ExpectEcho(talker, ToBytes("two"));
+  PlainClient sink;
+  ASSERT_FALSE(sink.Connect(port()));
+  ASSERT_FALSE(sink.Send(kSinkCommand));
+  EXPECT_TRUE(WaitFor([&] { return enclave_->connections() == 2; }));
+  EXPECT_EQ(relay_->stats().accepted, 2u);
+  EXPECT_EQ(relay_->stats().answered, 1u);
 }
 
 TEST(RelayCreateTest, RejectsBadOptions) {

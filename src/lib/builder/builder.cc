@@ -179,11 +179,11 @@ Result<image::Tree> RuntimeTree(const Environment& env, config::Lock& lock) {
   return tree;
 }
 
-// OciUser parses an image's User ("uid", "uid:gid"); names would need the image's /etc/passwd,
-// so they are refused with a pointer to app.uid / app.gid.
+// OciUser parses an image's User ("uid", "uid:gid"; none: kDefaultAppUid/Gid); names would need
+// the image's /etc/passwd, so they are refused with a pointer to app.uid / app.gid.
 Result<std::pair<uint32_t, uint32_t>> OciUser(const std::string& user) {
   if (user.empty()) {
-    return std::pair<uint32_t, uint32_t>{0, 0};
+    return std::pair<uint32_t, uint32_t>{config::kDefaultAppUid, config::kDefaultAppGid};
   }
   auto number = [&](std::string_view s) -> std::optional<uint32_t> {
     if (s.empty() || s.size() > 9) {
@@ -357,8 +357,8 @@ Result<BuildResult> Build(const BuildRequest& request, const Environment& env) {
     ec.app.cmd = *file.app.cmd;
     ec.app.env = file.app.env.value_or(std::map<std::string, std::string>{});
     ec.app.workdir = file.app.workdir.value_or("/");
-    ec.app.uid = file.app.uid.value_or(0);
-    ec.app.gid = file.app.gid.value_or(0);
+    ec.app.uid = file.app.uid.value_or(config::kDefaultAppUid);
+    ec.app.gid = file.app.gid.value_or(config::kDefaultAppGid);
   } else {
     lock.app_source = "oci";
     ASSIGN_OR_RETURN(TempDir dir, TempDir::Create(env.temp_dir));
@@ -403,6 +403,8 @@ Result<BuildResult> Build(const BuildRequest& request, const Environment& env) {
     ec.app.gid = file.app.gid.value_or(user.second);
   }
   ec.app.port = file.app.port;
+  ec.app.restart = file.app.restart;
+  ec.app.restart_limit = file.app.restart_limit;
   if (result.app.Find(config::kEnclaveConfigPath) != nullptr) {
     return Error(Code::kInvalidArgument, "the application must not contain /" +
                                              std::string(config::kEnclaveConfigPath) +

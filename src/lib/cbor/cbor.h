@@ -15,8 +15,9 @@
 #include "lib/base/result.h"
 
 // CBOR (RFC 8949) values, a strict bounded decoder of untrusted bytes, and a deterministic
-// encoder. Decoding runs on libcbor's streaming decoder (cbor_stream_decode), one item head at a
-// time, so that no declared length can make us allocate before the bytes are there.
+// encoder. Decoding reads one item head at a time with our own bounds-checked head parser
+// (internal/head.h), so that no declared length can make us allocate before the bytes are there.
+// No libcbor: Debian 12 ships it without a static library, and the enclave runtime is static.
 namespace enclavia::cbor {
 
 enum class Type {

@@ -197,8 +197,8 @@ TEST(CborDecodeTest, DecodesHalfFloatSubnormalsExactly) {
   EXPECT_EQ(EncodeHex(*v), "f903ff");
 }
 
-TEST(CborDecodeTest, DecodesSimpleValuesLibcborDoesNotReport) {
-  // libcbor 0.8 returns an error for unassigned simple values; they are well-formed CBOR.
+TEST(CborDecodeTest, DecodesUnassignedSimpleValues) {
+  // Unassigned simple values are well-formed CBOR (some decoders, e.g. libcbor 0.8, refuse them).
   for (int s = 0; s < 20; ++s) {
     const Bytes enc{static_cast<uint8_t>(0xe0 + s)};
     Result<Value> v = Decode(enc);
@@ -214,7 +214,7 @@ TEST(CborDecodeTest, DecodesSimpleValuesLibcborDoesNotReport) {
 }
 
 TEST(CborDecodeTest, DecodesTagsSixToTwentyInTheInitialByte) {
-  // libcbor 0.8 rejects 0xc6..0xd4 as "unassigned tags"; they are well-formed.
+  // Tags 6..20 in the initial byte (0xc6..0xd4) are well-formed (libcbor 0.8 refused them).
   for (uint64_t tag = 6; tag <= 20; ++tag) {
     const Bytes enc{static_cast<uint8_t>(0xc0 + tag), 0x01};
     Result<Value> v = Decode(enc);

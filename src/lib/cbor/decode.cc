@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Decode: libcbor's streaming decoder reads one item head at a time; an explicit stack of open
-// containers builds the Value, so the depth of the C++ stack does not depend on the input.
-#include <cbor.h>
-
+// Decode: internal::ReadHead reads one item head at a time; an explicit stack of open containers
+// builds the Value, so the depth of the C++ stack does not depend on the input.
 #include <algorithm>
 #include <optional>
 #include <string>
@@ -10,8 +8,8 @@
 #include <utility>
 #include <vector>
 
-#include "lib/base/encoding.h"
 #include "lib/cbor/cbor.h"
+#include "lib/cbor/internal/head.h"
 #include "lib/cbor/internal/keys.h"
 
 namespace enclavia::cbor {
@@ -20,8 +18,6 @@ namespace {
 Error Malformed(std::string_view message) {
   return {Code::kMalformed, "cbor: " + std::string(message)};
 }
-
-std::string HexByte(uint8_t b) { return "0x" + HexEncode(ByteSpan(&b, 1)); }
 
 // IsValidUtf8 accepts exactly the well-formed UTF-8 of RFC 3629: no overlong forms, no
 // surrogates (U+D800..U+DFFF), nothing above U+10FFFF.
@@ -71,98 +67,7 @@ bool IsValidUtf8(ByteSpan s) {
   return true;
 }
 
-// Event is what one call of cbor_stream_decode reported.
-struct Event {
-  enum class Kind {
-    kNone,
-    kUnsigned,
-    kNegative,
-    kBytes,
-    kText,
-    kBytesStart,
-    kTextStart,
-    kArray,
-    kIndefiniteArray,
-    kMap,
-    kIndefiniteMap,
-    kTag,
-    kFloat,
-    kBool,
-    kNull,
-    kUndefined,
-    kSimple,
-    kBreak,
-  };
-  Kind kind = Kind::kNone;
-  uint64_t arg = 0;  // Integer, length or tag; bool and simple values.
-  double number = 0;
-  ByteSpan data;  // Definite string contents (points into the input).
-};
-
-void Set(void* context, Event::Kind kind, uint64_t arg = 0) {
-  auto& ev = *static_cast<Event*>(context);
-  ev.kind = kind;
-  ev.arg = arg;
-}
-void SetString(void* context, Event::Kind kind, cbor_data data, size_t size) {
-  Set(context, kind);
-  static_cast<Event*>(context)->data = ByteSpan(data, size);
-}
-void SetNumber(void* context, double d) {
-  Set(context, Event::Kind::kFloat);
-  static_cast<Event*>(context)->number = d;
-}
-void OnUint8(void* c, uint8_t v) { Set(c, Event::Kind::kUnsigned, v); }
-void OnUint16(void* c, uint16_t v) { Set(c, Event::Kind::kUnsigned, v); }
-void OnUint32(void* c, uint32_t v) { Set(c, Event::Kind::kUnsigned, v); }
-void OnUint64(void* c, uint64_t v) { Set(c, Event::Kind::kUnsigned, v); }
-void OnNeg8(void* c, uint8_t v) { Set(c, Event::Kind::kNegative, v); }
-void OnNeg16(void* c, uint16_t v) { Set(c, Event::Kind::kNegative, v); }
-void OnNeg32(void* c, uint32_t v) { Set(c, Event::Kind::kNegative, v); }
-void OnNeg64(void* c, uint64_t v) { Set(c, Event::Kind::kNegative, v); }
-void OnBytesStart(void* c) { Set(c, Event::Kind::kBytesStart); }
-void OnBytes(void* c, cbor_data d, size_t n) { SetString(c, Event::Kind::kBytes, d, n); }
-void OnText(void* c, cbor_data d, size_t n) { SetString(c, Event::Kind::kText, d, n); }
-void OnTextStart(void* c) { Set(c, Event::Kind::kTextStart); }
-void OnIndefArray(void* c) { Set(c, Event::Kind::kIndefiniteArray); }
-void OnArray(void* c, size_t n) { Set(c, Event::Kind::kArray, n); }
-void OnIndefMap(void* c) { Set(c, Event::Kind::kIndefiniteMap); }
-void OnMap(void* c, size_t n) { Set(c, Event::Kind::kMap, n); }
-void OnTag(void* c, uint64_t tag) { Set(c, Event::Kind::kTag, tag); }
-// Half and single floats widen to double exactly (libcbor decodes halves exactly too).
-void OnFloat(void* c, float f) { SetNumber(c, static_cast<double>(f)); }
-void OnDouble(void* c, double d) { SetNumber(c, d); }
-void OnUndefined(void* c) { Set(c, Event::Kind::kUndefined); }
-void OnNull(void* c) { Set(c, Event::Kind::kNull); }
-void OnBool(void* c, bool b) { Set(c, Event::Kind::kBool, b ? 1U : 0U); }
-void OnBreak(void* c) { Set(c, Event::Kind::kBreak); }
-
-constexpr cbor_callbacks kCallbacks = {
-    .uint8 = OnUint8,
-    .uint16 = OnUint16,
-    .uint32 = OnUint32,
-    .uint64 = OnUint64,
-    .negint64 = OnNeg64,
-    .negint32 = OnNeg32,
-    .negint16 = OnNeg16,
-    .negint8 = OnNeg8,
-    .byte_string_start = OnBytesStart,
-    .byte_string = OnBytes,
-    .string = OnText,
-    .string_start = OnTextStart,
-    .indef_array_start = OnIndefArray,
-    .array_start = OnArray,
-    .indef_map_start = OnIndefMap,
-    .map_start = OnMap,
-    .tag = OnTag,
-    .float2 = OnFloat,
-    .float4 = OnFloat,
-    .float8 = OnDouble,
-    .undefined = OnUndefined,
-    .null = OnNull,
-    .boolean = OnBool,
-    .indef_break = OnBreak,
-};
+using Event = internal::Head;
 
 // Frame is an open container or indefinite-length string.
 struct Frame {
@@ -214,63 +119,9 @@ class Decoder {
  private:
   // ReadHead decodes the head at pos_ (and a definite string's contents) and advances past it.
   Result<Event> ReadHead() {
-    if (pos_ >= data_.size()) {
-      return Malformed("truncated");
-    }
-    const uint8_t initial = data_[pos_];
-    const uint8_t info = initial & 0x1f;
-    // RFC 8949 §3: additional information 28..30 is reserved in every major type.
-    if (info >= 28 && info <= 30) {
-      return Malformed("reserved additional information in " + HexByte(initial));
-    }
-    // libcbor 0.8 rejects tags 6..20 in the initial byte (0xc6..0xd4), and all simple values
-    // other than false/true/null/undefined (0xe0..0xf3, 0xf8); decode those heads here.
-    if (initial >= 0xc6 && initial <= 0xd4) {
-      ++pos_;
-      Event ev;
-      Set(&ev, Event::Kind::kTag, info);
-      return ev;
-    }
-    if (initial >= 0xe0 && initial <= 0xf3) {
-      ++pos_;
-      Event ev;
-      Set(&ev, Event::Kind::kSimple, info);
-      return ev;
-    }
-    if (initial == 0xf8) {
-      if (data_.size() - pos_ < 2) {
-        return Malformed("truncated");
-      }
-      const uint8_t simple = data_[pos_ + 1];
-      // RFC 8949 §3.3: simple values below 32 must use the one-byte form.
-      if (simple < 32) {
-        return Malformed("two-byte simple value " + std::to_string(simple) + " below 32");
-      }
-      pos_ += 2;
-      Event ev;
-      Set(&ev, Event::Kind::kSimple, simple);
-      return ev;
-    }
-    Event ev;
-    const cbor_decoder_result r =
-        cbor_stream_decode(data_.data() + pos_, data_.size() - pos_, &kCallbacks, &ev);
-    switch (r.status) {
-      case CBOR_DECODER_FINISHED:
-        break;
-      case CBOR_DECODER_NEDATA:
-        return Malformed("truncated");
-      case CBOR_DECODER_ERROR:
-        // After the checks above, only info 31 on major types 0, 1 and 6 is left.
-        if (info == 31) {
-          return Malformed("indefinite length not allowed in " + HexByte(initial));
-        }
-        return Malformed("malformed head " + HexByte(initial));
-    }
-    // A libcbor bug must not crash the enclave, nor advance past the input.
-    if (ev.kind == Event::Kind::kNone || r.read == 0 || r.read > data_.size() - pos_) {
-      return Error(Code::kInternal, "cbor: libcbor reported no item at " + HexByte(initial));
-    }
-    pos_ += r.read;
+    ASSIGN_OR_RETURN(Event ev, internal::ReadHead(data_.subspan(pos_)));
+    ENCLAVIA_CHECK(ev.size > 0 && ev.size <= data_.size() - pos_);
+    pos_ += ev.size;
     return ev;
   }
 
@@ -374,7 +225,6 @@ class Decoder {
         return Emit(Value::Undefined());
       case Kind::kSimple:
         return Emit(Value::Simple(static_cast<uint8_t>(ev.arg)));
-      case Kind::kNone:
       case Kind::kBreak:
         break;
     }

@@ -131,6 +131,66 @@ TEST(EnclaveConfig, StrictButLeavesOtherSectionsToTheirDaemons) {
   EXPECT_FALSE(ParseEnclaveConfig("version = 1\n[enclave]\n[app]\ncmd=[]\n"));
 }
 
+TEST(EnclaveConfig, DefaultsAreUnprivilegedAndRestartOnFailure) {
+  auto c = ParseEnclaveConfig("version = 1\n[enclave]\nname='a'\n[app]\ncmd=['/a']\n");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->app.uid, 65534u);
+  EXPECT_EQ(c->app.gid, 65534u);
+  EXPECT_EQ(c->app.restart, RestartPolicy::kOnFailure);
+  EXPECT_EQ(c->app.restart_limit, 5u);
+  auto root = ParseEnclaveConfig("version = 1\n[enclave]\nname='a'\n[app]\ncmd=['/a']\nuid=0\n");
+  ASSERT_TRUE(root) << root.error().message();
+  EXPECT_EQ(root->app.uid, 0u);  // Root only when asked for.
+  EXPECT_EQ(root->app.gid, 65534u);
+}
+
+TEST(EnclaveConfig, RestartKeys) {
+  const std::string base = "version = 1\n[enclave]\nname='a'\n[app]\ncmd=['/a']\n";
+  for (auto [text, policy] : {std::pair{"always", RestartPolicy::kAlways},
+                              std::pair{"never", RestartPolicy::kNever},
+                              std::pair{"on-failure", RestartPolicy::kOnFailure}}) {
+    EnclaveConfig c;
+    c.app.cmd = {"/a"};
+    c.app.restart = policy;
+    c.app.restart_limit = 9;
+    std::string serialized = SerializeEnclaveConfig(c);
+    EXPECT_NE(serialized.find("restart = \"" + std::string(text) + "\"\nrestart_limit = 9\n"),
+              std::string::npos)
+        << serialized;
+    auto back = ParseEnclaveConfig(serialized);
+    ASSERT_TRUE(back) << back.error().message();
+    EXPECT_EQ(back->app.restart, policy);
+    EXPECT_EQ(back->app.restart_limit, 9u);
+    EXPECT_EQ(SerializeEnclaveConfig(*back), serialized);
+  }
+  auto bad = ParseEnclaveConfig(base + "restart = 'sometimes'\n");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("app.restart must be"), std::string::npos)
+      << bad.error().message();
+  EXPECT_FALSE(ParseEnclaveConfig(base + "restart_limit = 0\n"));
+  EXPECT_FALSE(ParseEnclaveConfig(base + "restart_limit = 1001\n"));
+  EXPECT_FALSE(ParseEnclaveConfig(base + "restart = 1\n"));
+}
+
+TEST(Enclaviafile, RestartKeysAndDefaults) {
+  auto plain = ParseEnclaviafile(kHello, "/d");
+  ASSERT_TRUE(plain) << plain.error().message();
+  EXPECT_EQ(plain->app.restart, RestartPolicy::kOnFailure);
+  EXPECT_EQ(plain->app.restart_limit, 5u);
+  EXPECT_FALSE(plain->app.uid.has_value());
+  std::string text(kHello);
+  text.insert(text.find("[kernel]"), "restart = \"never\"\nrestart_limit = 2\n");
+  auto f = ParseEnclaviafile(text, "/d");
+  ASSERT_TRUE(f) << f.error().message();
+  EXPECT_EQ(f->app.restart, RestartPolicy::kNever);
+  EXPECT_EQ(f->app.restart_limit, 2u);
+  text.replace(text.find("\"never\""), 7, "\"twice\"");
+  auto bad = ParseEnclaviafile(text, "/d");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("Enclaviafile: app.restart must be"), std::string::npos)
+      << bad.error().message();
+}
+
 TEST(Lock, RoundTripAndDiff) {
   Lock lock;
   lock.source_date_epoch = 1700000000;

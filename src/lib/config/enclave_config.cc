@@ -7,6 +7,28 @@ namespace enclavia::config {
 
 using internal::Doc;
 
+std::string_view RestartPolicyName(RestartPolicy policy) {
+  switch (policy) {
+    case RestartPolicy::kOnFailure:
+      return "on-failure";
+    case RestartPolicy::kAlways:
+      return "always";
+    case RestartPolicy::kNever:
+      return "never";
+  }
+  return "on-failure";
+}
+
+Result<RestartPolicy> ParseRestartPolicy(std::string_view name) {
+  for (RestartPolicy p : {RestartPolicy::kOnFailure, RestartPolicy::kAlways, RestartPolicy::kNever}) {
+    if (name == RestartPolicyName(p)) {
+      return p;
+    }
+  }
+  return Error(Code::kInvalidArgument, "app.restart must be \"on-failure\", \"always\" or "
+                                       "\"never\", not \"" + std::string(name) + "\"");
+}
+
 Result<EnclaveConfig> ParseEnclaveConfig(std::string_view toml_text) {
   const Doc doc{"enclave.toml"};
   ASSIGN_OR_RETURN(toml::table root, internal::ParseToml(doc, toml_text));
@@ -38,7 +60,7 @@ Result<EnclaveConfig> ParseEnclaveConfig(std::string_view toml_text) {
     return Error(Code::kInvalidArgument, "enclave.toml: missing section [app]");
   }
   RETURN_IF_ERROR(
-      internal::CheckKeys(doc, *app, "app.", {"cmd", "env", "workdir", "port", "uid", "gid"}));
+      internal::CheckKeys(doc, *app, "app.", {"cmd", "env", "workdir", "port", "uid", "gid", "restart", "restart_limit"}));
   ASSIGN_OR_RETURN(auto cmd, internal::GetStringArray(doc, *app, "app.", "cmd"));
   if (!cmd.has_value() || cmd->empty()) {
     return Error(Code::kInvalidArgument, "enclave.toml: app.cmd must be a non-empty array");
@@ -66,8 +88,19 @@ Result<EnclaveConfig> ParseEnclaveConfig(std::string_view toml_text) {
   config.app.port = static_cast<uint16_t>(port.value_or(0));
   ASSIGN_OR_RETURN(auto uid, internal::GetInt(doc, *app, "app.", "uid", 0, UINT32_MAX - 1));
   ASSIGN_OR_RETURN(auto gid, internal::GetInt(doc, *app, "app.", "gid", 0, UINT32_MAX - 1));
-  config.app.uid = static_cast<uint32_t>(uid.value_or(0));
-  config.app.gid = static_cast<uint32_t>(gid.value_or(0));
+  config.app.uid = static_cast<uint32_t>(uid.value_or(kDefaultAppUid));
+  config.app.gid = static_cast<uint32_t>(gid.value_or(kDefaultAppGid));
+  ASSIGN_OR_RETURN(auto restart, internal::GetString(doc, *app, "app.", "restart"));
+  if (restart.has_value()) {
+    auto policy = ParseRestartPolicy(*restart);
+    if (!policy) {
+      return Error(Code::kInvalidArgument, "enclave.toml: " + policy.error().message());
+    }
+    config.app.restart = *policy;
+  }
+  ASSIGN_OR_RETURN(auto limit,
+                   internal::GetInt(doc, *app, "app.", "restart_limit", 1, kMaxRestartLimit));
+  config.app.restart_limit = static_cast<uint32_t>(limit.value_or(kDefaultRestartLimit));
   return config;
 }
 
@@ -86,6 +119,8 @@ std::string SerializeEnclaveConfig(const EnclaveConfig& config) {
   out += "port = " + std::to_string(config.app.port) + "\n";
   out += "uid = " + std::to_string(config.app.uid) + "\n";
   out += "gid = " + std::to_string(config.app.gid) + "\n";
+  out += "restart = " + Quote(std::string(RestartPolicyName(config.app.restart))) + "\n";
+  out += "restart_limit = " + std::to_string(config.app.restart_limit) + "\n";
   out += "\n[app.env]\n";
   for (const auto& [k, v] : config.app.env) {  // std::map: sorted, so deterministic
     out += Key(k) + " = " + Quote(v) + "\n";

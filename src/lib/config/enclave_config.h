@@ -18,13 +18,37 @@ namespace enclavia::config {
 inline constexpr std::string_view kEnclaveConfigPath = "etc/enclavia/enclave.toml";
 inline constexpr int kEnclaveConfigVersion = 1;
 
+// kDefaultAppUid and kDefaultAppGid (nobody/nogroup) are what the application runs as when
+// neither the Enclaviafile nor the image says otherwise: never root by default.
+inline constexpr uint32_t kDefaultAppUid = 65534;
+inline constexpr uint32_t kDefaultAppGid = 65534;
+
+// RestartPolicy says what enclavia-init does when the application exits (docs/runtime.md).
+enum class RestartPolicy {
+  kOnFailure,  // "on-failure": restart after a non-zero exit or a signal; stop after exit 0.
+  kAlways,     // "always": restart after any exit.
+  kNever,      // "never": the enclave stops when the application exits.
+};
+
+// kDefaultRestartLimit is how many quick failures in a row (exits within 10 s of starting) end
+// the enclave; kMaxRestartLimit bounds the key.
+inline constexpr uint32_t kDefaultRestartLimit = 5;
+inline constexpr uint32_t kMaxRestartLimit = 1000;
+
+// RestartPolicyName is the TOML spelling ("on-failure", "always", "never").
+std::string_view RestartPolicyName(RestartPolicy policy);
+// ParseRestartPolicy reads that spelling; anything else is kInvalidArgument naming the choices.
+Result<RestartPolicy> ParseRestartPolicy(std::string_view name);
+
 struct AppConfig {
   std::vector<std::string> cmd;             // argv; cmd[0] is an absolute path in the rootfs
   std::map<std::string, std::string> env;   // the whole environment the app starts with
   std::string workdir = "/";
   uint16_t port = 0;                         // the TCP port the enclave's ingress forwards to
-  uint32_t uid = 0;
-  uint32_t gid = 0;
+  uint32_t uid = kDefaultAppUid;
+  uint32_t gid = kDefaultAppGid;
+  RestartPolicy restart = RestartPolicy::kOnFailure;
+  uint32_t restart_limit = kDefaultRestartLimit;  // 1..kMaxRestartLimit
 };
 
 struct EnclaveConfig {

@@ -99,7 +99,8 @@ Result<Enclaviafile> ParseEnclaviafile(std::string_view text, const std::string&
   }
   RETURN_IF_ERROR(internal::CheckKeys(
       doc, *app, "app.",
-      {"rootfs", "oci", "cmd", "env", "workdir", "port", "uid", "gid", "devices"}));
+      {"rootfs", "oci", "cmd", "env", "workdir", "port", "uid", "gid", "devices", "restart",
+       "restart_limit"}));
   ASSIGN_OR_RETURN(auto rootfs, internal::GetString(doc, *app, "app.", "rootfs"));
   ASSIGN_OR_RETURN(auto oci, internal::GetString(doc, *app, "app.", "oci"));
   if (rootfs.has_value() == oci.has_value()) {
@@ -147,6 +148,17 @@ Result<Enclaviafile> ParseEnclaviafile(std::string_view text, const std::string&
   if (devices.has_value()) {
     file.app.devices = std::move(*devices);
   }
+  ASSIGN_OR_RETURN(auto restart, internal::GetString(doc, *app, "app.", "restart"));
+  if (restart.has_value()) {
+    auto policy = ParseRestartPolicy(*restart);
+    if (!policy) {
+      return Invalid(policy.error().message());
+    }
+    file.app.restart = *policy;
+  }
+  ASSIGN_OR_RETURN(auto limit,
+                   internal::GetInt(doc, *app, "app.", "restart_limit", 1, kMaxRestartLimit));
+  file.app.restart_limit = static_cast<uint32_t>(limit.value_or(kDefaultRestartLimit));
 
   RETURN_IF_ERROR(ParseKernel(doc, root, dir, file.kernel));
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "lib/base/result.h"
+#include "lib/config/enclave_config.h"
 
 // Enclaviafile (TOML) describes an enclave image: its name, the application (a rootfs directory
 // or an OCI image), how to start it, and the kernel. Format and examples:
@@ -33,9 +34,11 @@ struct AppSpec {
   std::optional<std::map<std::string, std::string>> env;  // merged over the OCI image's env
   std::optional<std::string> workdir;
   uint16_t port = 0;
-  std::optional<uint32_t> uid;
+  std::optional<uint32_t> uid;       // nullopt: the OCI image's numeric User, else kDefaultAppUid
   std::optional<uint32_t> gid;
   std::vector<std::string> devices;  // device nodes to keep (normalized relative paths)
+  RestartPolicy restart = RestartPolicy::kOnFailure;
+  uint32_t restart_limit = kDefaultRestartLimit;
 };
 
 struct EifSpec {

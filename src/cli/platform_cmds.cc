@@ -1,0 +1,627 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "cli/platform_cmds.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lib/base/file.h"
+#include "lib/http/http.h"
+#include "lib/net/address.h"
+
+namespace enclavia::cli {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr auto kStartTimeout = std::chrono::seconds(20);
+constexpr auto kStopTimeout = std::chrono::seconds(15);
+
+std::string DataDir(const std::string& flag) { return flag.empty() ? DefaultDataDir() : flag; }
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) {
+    s.pop_back();
+  }
+  return s;
+}
+
+// ReadSmall reads a small text file (an address, a token, a pid), trimmed; "" if absent.
+std::string ReadSmall(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return "";
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return Trim(ss.str());
+}
+
+// Api is one of the local JSON APIs (the control plane or the host agent).
+struct Api {
+  std::string what;  // "the control plane", for messages
+  net::Address address;
+  std::string token;
+};
+
+Result<Api> FindApi(const std::string& data_dir, const std::string& sub, const std::string& what) {
+  fs::path dir = fs::path(data_dir) / sub;
+  std::string address_text = ReadSmall(dir / "address");
+  if (address_text.empty()) {
+    return Error(Code::kUnavailable, what + " is not running (no " + (dir / "address").string() +
+                                         "): run `enclavia up -d" +
+                                         (data_dir == DefaultDataDir() ? "" : " --data-dir " + data_dir) +
+                                         "`");
+  }
+  auto address = net::ParseAddress(address_text);
+  if (!address) {
+    return Error(Code::kMalformed, (dir / "address").string() + ": " + address.error().message());
+  }
+  std::string token = ReadSmall(dir / "token");
+  if (token.empty()) {
+    return Error(Code::kFailedPrecondition,
+                 "cannot read " + (dir / "token").string() + ": run enclavia as the user that ran `enclavia up`");
+  }
+  return Api{what, *address, token};
+}
+
+Result<Api> FindControl(const std::string& data_dir) {
+  return FindApi(data_dir, "control", "the control plane");
+}
+
+// Send sends one request; a 4xx/5xx becomes an error carrying the server's one-line message.
+Result<http::Response> Send(const Api& api, const http::Request& request,
+                            std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  http::ClientOptions options;
+  options.bearer_token = api.token;
+  options.timeout = timeout;
+  auto response = http::Fetch(api.address, request, options);
+  if (!response) {
+    if (response.error().code() == Code::kUnavailable) {
+      return Error(Code::kUnavailable, "cannot reach " + api.what + " at " +
+                                           api.address.ToString() +
+                                           ": run `enclavia up -d` (or check its log)");
+    }
+    return response.error();
+  }
+  if (response->status >= 400) {
+    std::string message = response->body;
+    try {
+      auto j = json::parse(response->body);
+      if (j.is_object() && j.contains("error") && j["error"].is_string()) {
+        message = j["error"].get<std::string>();
+      }
+    } catch (const json::exception&) {
+    }
+    Code code = response->status == 404 ? Code::kNotFound
+                : response->status == 409 ? Code::kFailedPrecondition
+                : response->status == 400 ? Code::kInvalidArgument
+                                          : Code::kUnavailable;
+    return Error(code, Trim(message));
+  }
+  return response;
+}
+
+Result<http::Response> Call(const Api& api, const std::string& method, const std::string& target,
+                            std::string body = "") {
+  http::Request request;
+  request.method = method;
+  request.target = target;
+  request.body = std::move(body);
+  if (!request.body.empty()) {
+    request.headers["content-type"] = "application/json";
+  }
+  return Send(api, request);
+}
+
+Result<json> CallJson(const Api& api, const std::string& method, const std::string& target,
+                      std::string body = "") {
+  ASSIGN_OR_RETURN(http::Response response, Call(api, method, target, std::move(body)));
+  if (response.status == 204 || response.body.empty()) {
+    return json();
+  }
+  try {
+    return json::parse(response.body);
+  } catch (const json::exception&) {
+    return Error(Code::kMalformed, api.what + " sent a reply that is not JSON");
+  }
+}
+
+int Fail(std::ostream& err, std::string_view command, const Error& error) {
+  err << "enclavia " << command << ": " << error.message() << "\n";
+  return 1;
+}
+
+bool ValidName(const std::string& name) {
+  if (name.empty() || name.size() > 63) {
+    return false;
+  }
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c == '-' && i > 0);
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string BinDir() {
+  if (const char* env = std::getenv("ENCLAVIA_BIN_DIR"); env != nullptr && *env != '\0') {
+    return env;
+  }
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(".") : self.parent_path().string();
+}
+
+// Alive says whether `pid` runs a program whose name starts with "enclavia".
+bool Alive(pid_t pid) {
+  if (pid <= 0 || ::kill(pid, 0) != 0) {
+    return false;
+  }
+  // /proc/PID/stat: "PID (comm) STATE …"; a zombie (Z) or dead (X) process has stopped, even
+  // if nobody reaped it yet (daemons are re-parented to PID 1, which may not reap).
+  std::string stat = ReadSmall("/proc/" + std::to_string(pid) + "/stat");
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] == 'Z' ||
+      stat[paren + 2] == 'X') {
+    return false;
+  }
+  std::string comm = ReadSmall("/proc/" + std::to_string(pid) + "/comm");
+  return comm.rfind("enclavia", 0) == 0;
+}
+
+pid_t ReadPid(const fs::path& file) {
+  std::string text = ReadSmall(file);
+  return text.empty() ? 0 : static_cast<pid_t>(std::strtol(text.c_str(), nullptr, 10));
+}
+
+// Spawn starts `argv` detached (own session), stdin from /dev/null, output appended to `log`.
+Result<pid_t> Spawn(const std::vector<std::string>& argv, const fs::path& log) {
+  int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (log_fd < 0) {
+    return Error(Code::kIo, "cannot open " + log.string() + ": " + std::strerror(errno));
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(log_fd);
+    return Error(Code::kIo, std::string("fork: ") + std::strerror(errno));
+  }
+  if (pid == 0) {
+    ::setsid();
+    int null_fd = ::open("/dev/null", O_RDONLY);
+    ::dup2(null_fd, 0);
+    ::dup2(log_fd, 1);
+    ::dup2(log_fd, 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) {
+      args.push_back(const_cast<char*>(a.c_str()));
+    }
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    std::fprintf(stderr, "enclavia up: exec %s: %s\n", args[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  ::close(log_fd);
+  return pid;
+}
+
+// LastLine is the last non-empty line of a log file, for error messages.
+std::string LastLine(const fs::path& log) {
+  std::ifstream in(log);
+  std::string line;
+  std::string last;
+  while (std::getline(in, line)) {
+    if (!Trim(line).empty()) {
+      last = Trim(line);
+    }
+  }
+  return last;
+}
+
+// WaitHealthy waits until `sub`/address exists and GET /healthz answers 200, or the process ends.
+Result<Api> WaitHealthy(const std::string& data_dir, const std::string& sub,
+                        const std::string& what, pid_t pid, const fs::path& log) {
+  auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      std::string last = LastLine(log);
+      return Error(Code::kUnavailable, what + " exited at start" +
+                                           (last.empty() ? "" : ": " + last) + " (log: " +
+                                           log.string() + ")");
+    }
+    auto api = FindApi(data_dir, sub, what);
+    if (api) {
+      http::Request request;
+      request.method = "GET";
+      request.target = "/healthz";
+      http::ClientOptions options;
+      options.timeout = std::chrono::seconds(2);
+      auto response = http::Fetch(api->address, request, options);
+      if (response && response->status == 200) {
+        return api;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return Error(Code::kUnavailable,
+               what + " did not become healthy within 20 s (log: " + log.string() + ")");
+}
+
+// Stop sends SIGTERM to the daemon in `pid_file`, waits, then SIGKILL; removes its files.
+void StopDaemon(const fs::path& dir, std::ostream& err) {
+  pid_t pid = ReadPid(dir / "pid");
+  if (Alive(pid)) {
+    ::kill(pid, SIGTERM);
+    auto deadline = std::chrono::steady_clock::now() + kStopTimeout;
+    while (Alive(pid) && std::chrono::steady_clock::now() < deadline) {
+      ::waitpid(pid, nullptr, WNOHANG);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (Alive(pid)) {
+      err << "enclavia down: " << dir.filename().string() << " (pid " << pid
+          << ") did not stop within 15 s; killed\n";
+      ::kill(pid, SIGKILL);
+    }
+  }
+  std::error_code ec;
+  fs::remove(dir / "pid", ec);
+  fs::remove(dir / "address", ec);
+}
+
+std::string Short(const std::string& hex) { return hex.size() > 16 ? hex.substr(0, 16) + "…" : hex; }
+
+std::string PcrText(const json& enclave, const std::string& index) {
+  if (enclave.contains("pcrs") && enclave["pcrs"].is_object() && enclave["pcrs"].contains(index) &&
+      enclave["pcrs"][index].is_string()) {
+    return enclave["pcrs"][index].get<std::string>();
+  }
+  return "";
+}
+
+std::string Str(const json& j, const char* key) {
+  return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
+}
+
+void PrintEnclave(const json& enclave, std::ostream& out) {
+  out << "name:   " << Str(enclave, "name") << "\n";
+  out << "state:  " << Str(enclave, "state") << "\n";
+  out << "url:    " << Str(enclave, "url") << "\n";
+  if (enclave.value("debug", false)) {
+    out << "debug:  yes (PCRs attest as zero; the console is open)\n";
+  }
+  for (const char* index : {"0", "1", "2", "8"}) {
+    std::string value = PcrText(enclave, index);
+    if (!value.empty()) {
+      out << "PCR" << index << ":   " << value << "\n";
+    }
+  }
+}
+
+// WaitReachable polls the enclave's relay /healthz until its ingress answers.
+bool WaitReachable(const std::string& url) {
+  // ws://HOST:PORT/ → tcp:HOST:PORT
+  std::string rest = url.substr(url.find("//") + 2);
+  std::string hostport = rest.substr(0, rest.find('/'));
+  auto address = net::ParseAddress("tcp:" + hostport);
+  if (!address) {
+    return false;
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    http::Request request;
+    request.method = "GET";
+    request.target = "/healthz";
+    http::ClientOptions options;
+    options.timeout = std::chrono::seconds(2);
+    auto response = http::Fetch(*address, request, options);
+    if (response && response->status == 200) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string DefaultDataDir() {
+  if (const char* env = std::getenv("ENCLAVIA_HOME"); env != nullptr && *env != '\0') {
+    return env;
+  }
+  if (::geteuid() == 0) {
+    return "/var/lib/enclavia";
+  }
+  const char* home = std::getenv("HOME");
+  return std::string(home != nullptr ? home : ".") + "/.local/share/enclavia";
+}
+
+int RunUp(const UpFlags& flags, std::ostream& out, std::ostream& err) {
+  std::string data_dir = DataDir(flags.data_dir);
+  std::error_code ec;
+  for (const char* sub : {"", "control", "host", "nsm"}) {
+    fs::create_directories(fs::path(data_dir) / sub, ec);
+    if (ec) {
+      err << "enclavia up: cannot create " << (fs::path(data_dir) / sub).string() << ": "
+          << ec.message() << "\n";
+      return 1;
+    }
+  }
+  fs::permissions(data_dir, fs::perms::owner_all, ec);
+  fs::path control_dir = fs::path(data_dir) / "control";
+  fs::path host_dir = fs::path(data_dir) / "host";
+  if (Alive(ReadPid(control_dir / "pid")) && Alive(ReadPid(host_dir / "pid"))) {
+    out << "enclavia up: already running (data in " << data_dir << ")\n";
+    return 0;
+  }
+  // Leftovers of a crashed run: stop whatever half is still alive first.
+  StopDaemon(control_dir, err);
+  StopDaemon(host_dir, err);
+
+  std::string bin = BinDir();
+  fs::path host_log = host_dir / "host.log";
+  auto host_pid = Spawn({bin + "/enclavia-host", "--data-dir", data_dir, "--provider",
+                         flags.provider, "--public-host", flags.public_host},
+                        host_log);
+  if (!host_pid) {
+    return Fail(err, "up", host_pid.error());
+  }
+  std::ofstream(host_dir / "pid") << *host_pid << "\n";
+  auto host = WaitHealthy(data_dir, "host", "the host agent", *host_pid, host_log);
+  if (!host) {
+    StopDaemon(host_dir, err);
+    return Fail(err, "up", host.error());
+  }
+  fs::path control_log = control_dir / "control.log";
+  auto control_pid = Spawn({bin + "/enclavia-control", "--data-dir", data_dir}, control_log);
+  if (!control_pid) {
+    StopDaemon(host_dir, err);
+    return Fail(err, "up", control_pid.error());
+  }
+  std::ofstream(control_dir / "pid") << *control_pid << "\n";
+  auto control = WaitHealthy(data_dir, "control", "the control plane", *control_pid, control_log);
+  if (!control) {
+    StopDaemon(control_dir, err);
+    StopDaemon(host_dir, err);
+    return Fail(err, "up", control.error());
+  }
+  out << "enclavia up: control plane on " << control->address.ToString() << ", host agent on "
+      << host->address.ToString() << "\n"
+      << "enclavia up: data in " << data_dir << "; the local attestation root is " << data_dir
+      << "/nsm/root.pem\n";
+  if (flags.detach) {
+    return 0;
+  }
+  out << "enclavia up: running; Ctrl-C stops everything" << std::endl;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  ::sigprocmask(SIG_BLOCK, &set, nullptr);
+  int signal = 0;
+  ::sigwait(&set, &signal);
+  return RunDown(DownFlags{.data_dir = data_dir}, out, err);
+}
+
+int RunDown(const DownFlags& flags, std::ostream& out, std::ostream& err) {
+  std::string data_dir = DataDir(flags.data_dir);
+  fs::path control_dir = fs::path(data_dir) / "control";
+  fs::path host_dir = fs::path(data_dir) / "host";
+  int removed = 0;
+  int failures = 0;
+  // Remove enclaves through the control plane (so it records events), else through the agent.
+  for (const auto& [sub, what] : {std::pair{"control", "the control plane"},
+                                  std::pair{"host", "the host agent"}}) {
+    auto api = FindApi(data_dir, sub, what);
+    if (!api) {
+      continue;
+    }
+    auto list = CallJson(*api, "GET", "/v1/enclaves");
+    if (!list || !list->is_array()) {
+      continue;
+    }
+    for (const auto& enclave : *list) {
+      std::string name = Str(enclave, "name");
+      auto gone = Call(*api, "DELETE", "/v1/enclaves/" + name);
+      if (gone) {
+        ++removed;
+      } else if (gone.error().code() != Code::kNotFound) {
+        err << "enclavia down: removing " << name << ": " << gone.error().message() << "\n";
+        ++failures;
+      }
+    }
+    break;
+  }
+  StopDaemon(control_dir, err);
+  StopDaemon(host_dir, err);
+  out << "enclavia down: " << removed << " enclave" << (removed == 1 ? "" : "s")
+      << " removed; control plane and host agent stopped\n";
+  return failures == 0 ? 0 : 1;
+}
+
+int RunDeploy(const DeployFlags& flags, std::ostream& out, std::ostream& err) {
+  if (!ValidName(flags.name)) {
+    err << "enclavia deploy: --name must be 1-63 of a-z, 0-9 and '-' (not first)\n";
+    return 2;
+  }
+  auto control = FindControl(DataDir(flags.data_dir));
+  if (!control) {
+    return Fail(err, "deploy", control.error());
+  }
+  if (::access(flags.file.c_str(), R_OK) != 0) {
+    err << "enclavia deploy: cannot read " << flags.file << ": " << std::strerror(errno) << "\n";
+    return 1;
+  }
+  // The image is streamed from the file (the control plane spools it to disk and checks it).
+  http::Request upload;
+  upload.method = "POST";
+  upload.target = "/v1/images?name=" + flags.name;
+  upload.body_file = flags.file;
+  upload.headers["content-type"] = "application/octet-stream";
+  auto uploaded = Send(*control, upload, std::chrono::minutes(10));
+  if (!uploaded) {
+    return Fail(err, "deploy", uploaded.error());
+  }
+  std::string image_id;
+  try {
+    image_id = json::parse(uploaded->body).at("id").get<std::string>();
+  } catch (const json::exception&) {
+    err << "enclavia deploy: the control plane's image reply has no id\n";
+    return 1;
+  }
+  json request = {{"name", flags.name},   {"image", image_id},       {"debug", flags.debug},
+                  {"cpus", flags.cpus},   {"memory_mib", flags.memory_mib}};
+  auto enclave = CallJson(*control, "POST", "/v1/enclaves", request.dump());
+  if (!enclave) {
+    return Fail(err, "deploy", enclave.error());
+  }
+  std::string url = Str(*enclave, "url");
+  if (flags.wait && !url.empty() && !WaitReachable(url)) {
+    err << "enclavia deploy: " << flags.name << " started but its ingress did not answer within "
+        << "30 s; see `enclavia inspect " << flags.name << "`"
+        << (flags.debug ? " and `enclavia logs " + flags.name + "`" : "") << "\n";
+    return 1;
+  }
+  if (flags.json) {
+    out << enclave->dump(2) << "\n";
+  } else {
+    PrintEnclave(*enclave, out);
+    out << "next:   enclavia trust " << flags.name << " -o " << flags.name
+        << ".trust.toml && enclavia proxy --listen tcp:127.0.0.1:8080 --enclave " << url
+        << " --trust " << flags.name << ".trust.toml --port <app port>\n";
+  }
+  return 0;
+}
+
+int RunList(const EnclaveFlags& flags, std::ostream& out, std::ostream& err) {
+  auto control = FindControl(DataDir(flags.data_dir));
+  if (!control) {
+    return Fail(err, "ls", control.error());
+  }
+  auto list = CallJson(*control, "GET", "/v1/enclaves");
+  if (!list) {
+    return Fail(err, "ls", list.error());
+  }
+  if (flags.json) {
+    out << list->dump(2) << "\n";
+    return 0;
+  }
+  out << std::left << std::setw(20) << "NAME" << std::setw(10) << "STATE" << std::setw(28)
+      << "URL" << std::setw(6) << "DEBUG" << "PCR0\n";
+  for (const auto& e : *list) {
+    out << std::left << std::setw(20) << Str(e, "name") << std::setw(10) << Str(e, "state")
+        << std::setw(28) << Str(e, "url") << std::setw(6) << (e.value("debug", false) ? "yes" : "no")
+        << Short(PcrText(e, "0")) << "\n";
+  }
+  return 0;
+}
+
+int RunInspect(const EnclaveFlags& flags, std::ostream& out, std::ostream& err) {
+  auto control = FindControl(DataDir(flags.data_dir));
+  if (!control) {
+    return Fail(err, "inspect", control.error());
+  }
+  auto enclave = CallJson(*control, "GET", "/v1/enclaves/" + flags.name);
+  if (!enclave) {
+    return Fail(err, "inspect", enclave.error());
+  }
+  out << enclave->dump(2) << "\n";
+  return 0;
+}
+
+int RunLogs(const EnclaveFlags& flags, std::ostream& out, std::ostream& err) {
+  auto control = FindControl(DataDir(flags.data_dir));
+  if (!control) {
+    return Fail(err, "logs", control.error());
+  }
+  uint64_t offset = 0;
+  for (;;) {
+    auto response = Call(*control, "GET",
+                         "/v1/enclaves/" + flags.name + "/logs?offset=" + std::to_string(offset));
+    if (!response) {
+      return Fail(err, "logs", response.error());
+    }
+    out << response->body << std::flush;
+    offset += response->body.size();
+    if (!flags.follow) {
+      return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+int RunRestart(const EnclaveFlags& flags, std::ostream& out, std::ostream& err) {
+  auto control = FindControl(DataDir(flags.data_dir));
+  if (!control) {
+    return Fail(err, "restart", control.error());
+  }
+  auto enclave = CallJson(*control, "POST", "/v1/enclaves/" + flags.name + "/restart");
+  if (!enclave) {
+    return Fail(err, "restart", enclave.error());
+  }
+  std::string url = Str(*enclave, "url");
+  if (!url.empty() && !WaitReachable(url)) {
+    err << "enclavia restart: " << flags.name << " did not answer within 30 s\n";
+    return 1;
+  }
+  out << "enclavia restart: " << flags.name << " is " << Str(*enclave, "state") << " at " << url
+      << "\n";
+  return 0;
+}
+
+int RunRemove(const EnclaveFlags& flags, std::ostream& out, std::ostream& err) {
+  auto control = FindControl(DataDir(flags.data_dir));
+  if (!control) {
+    return Fail(err, "rm", control.error());
+  }
+  auto gone = Call(*control, "DELETE", "/v1/enclaves/" + flags.name);
+  if (!gone) {
+    return Fail(err, "rm", gone.error());
+  }
+  out << "enclavia rm: " << flags.name << " removed\n";
+  return 0;
+}
+
+int RunTrust(const EnclaveFlags& flags, std::ostream& out, std::ostream& err) {
+  auto control = FindControl(DataDir(flags.data_dir));
+  if (!control) {
+    return Fail(err, "trust", control.error());
+  }
+  auto trust = Call(*control, "GET", "/v1/enclaves/" + flags.name + "/trust");
+  if (!trust) {
+    return Fail(err, "trust", trust.error());
+  }
+  if (flags.output.empty() || flags.output == "-") {
+    out << trust->body;
+    return 0;
+  }
+  auto written = WriteFileAtomic(flags.output, AsBytes(trust->body));
+  if (!written) {
+    return Fail(err, "trust", written.error());
+  }
+  out << "enclavia trust: wrote " << flags.output << " (" << flags.name
+      << "'s PCRs and the host's attestation root)\n";
+  return 0;
+}
+
+}  // namespace enclavia::cli

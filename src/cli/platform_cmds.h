@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: Apache-2.0
+#ifndef ENCLAVIA_CLI_PLATFORM_CMDS_H_
+#define ENCLAVIA_CLI_PLATFORM_CMDS_H_
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+
+// The platform commands: `enclavia up | down | deploy | ls | inspect | logs | restart | rm |
+// trust`. They talk to the control plane (docs/platform-api.md) found through the data directory.
+// Exit codes: 0 success, 1 failure (one line on `err` naming what to do next), 2 bad usage.
+namespace enclavia::cli {
+
+// DefaultDataDir is $ENCLAVIA_HOME, else /var/lib/enclavia for root, else
+// ~/.local/share/enclavia.
+std::string DefaultDataDir();
+
+struct UpFlags {
+  std::string data_dir;       // Empty: DefaultDataDir().
+  bool detach = false;        // -d: return once healthy; else run until SIGINT/SIGTERM, then down.
+  std::string public_host = "127.0.0.1";  // Where enclave relays listen.
+  std::string provider = "local";
+};
+int RunUp(const UpFlags& flags, std::ostream& out, std::ostream& err);
+
+struct DownFlags {
+  std::string data_dir;
+};
+// RunDown removes every enclave, then stops the host agent and the control plane.
+int RunDown(const DownFlags& flags, std::ostream& out, std::ostream& err);
+
+struct DeployFlags {
+  std::string data_dir;
+  std::string file;  // The EIF.
+  std::string name;
+  bool debug = false;
+  uint32_t cpus = 0;
+  uint64_t memory_mib = 0;
+  bool json = false;
+  bool wait = true;  // Wait (≤ 30 s) until the enclave's relay answers /healthz.
+};
+int RunDeploy(const DeployFlags& flags, std::ostream& out, std::ostream& err);
+
+struct EnclaveFlags {
+  std::string data_dir;
+  std::string name;  // Empty for ls.
+  bool json = false;
+  bool follow = false;      // logs -f
+  std::string output;       // trust -o
+};
+int RunList(const EnclaveFlags& flags, std::ostream& out, std::ostream& err);
+int RunInspect(const EnclaveFlags& flags, std::ostream& out, std::ostream& err);
+int RunLogs(const EnclaveFlags& flags, std::ostream& out, std::ostream& err);
+int RunRestart(const EnclaveFlags& flags, std::ostream& out, std::ostream& err);
+int RunRemove(const EnclaveFlags& flags, std::ostream& out, std::ostream& err);
+int RunTrust(const EnclaveFlags& flags, std::ostream& out, std::ostream& err);
+
+}  // namespace enclavia::cli
+
+#endif  // ENCLAVIA_CLI_PLATFORM_CMDS_H_

@@ -1,0 +1,639 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "control/api.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "lib/base/encoding.h"
+#include "lib/base/file.h"
+#include "lib/crypto/hash.h"
+#include "lib/crypto/random.h"
+#include "lib/eif/reader.h"
+#include "lib/sys/fd.h"
+
+namespace enclavia::control {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using http::JsonError;
+using http::Response;
+
+constexpr int kMaxEvents = 1000;
+
+Response Json(int status, const json& body) {
+  Response r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+  return r;
+}
+
+std::string Trim(std::string_view s) {
+  size_t start = s.find_first_not_of(" \t\r\n");
+  if (start == std::string_view::npos) {
+    return "";
+  }
+  size_t end = s.find_last_not_of(" \t\r\n");
+  return std::string(s.substr(start, end - start + 1));
+}
+
+bool IsLowerHex(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+  });
+}
+
+// TomlString quotes `s` as a TOML basic string.
+std::string TomlString(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\u00";
+      out.push_back(kHex[(c >> 4) & 15]);
+      out.push_back(kHex[c & 15]);
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out + "\"";
+}
+
+// Sha256File hashes a file in 1 MiB pieces.
+Result<std::string> Sha256File(const std::string& path) {
+  ASSIGN_OR_RETURN(sys::UniqueFd fd, sys::Open(path, O_RDONLY | O_CLOEXEC));
+  crypto::Hasher hasher(crypto::HashAlgorithm::kSha256);
+  std::vector<uint8_t> buffer(1 << 20);
+  while (true) {
+    ASSIGN_OR_RETURN(size_t n, sys::ReadSome(fd.get(), buffer));
+    if (n == 0) {
+      break;
+    }
+    hasher.Update(ByteSpan(buffer.data(), n));
+  }
+  Bytes digest = hasher.Finish();
+  return HexEncode(digest);
+}
+
+std::string RandomHex(size_t bytes) {
+  Bytes b(bytes);
+  crypto::RandomFill(b);
+  return HexEncode(b);
+}
+
+json ParseOr(const std::string& text, json fallback) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return j.is_discarded() ? fallback : j;
+}
+
+json ImageJson(const ImageRow& image) {
+  return {{"id", image.id},
+          {"name", image.name},
+          {"size", image.size},
+          {"describe", ParseOr(image.describe_json, json::object())},
+          {"created", image.created}};
+}
+
+// EnclaveJson is the Enclave of the API: the agent's view (when there is one) plus "image".
+json EnclaveJson(const EnclaveRow& row, const json* agent_view) {
+  json out;
+  if (agent_view != nullptr) {
+    out = *agent_view;
+  } else {
+    out = {{"name", row.name},   {"state", row.state}, {"url", row.url},
+           {"port", row.port},   {"debug", row.debug}, {"cpus", row.cpus},
+           {"memory_mib", row.memory_mib}};
+    out["pcrs"] = ParseOr(row.pcrs_json, json::object());
+  }
+  out["image"] = row.image;
+  out["created"] = row.created;
+  return out;
+}
+
+template <typename T>
+T Field(const json& j, const char* key, T fallback) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) {
+    return fallback;
+  }
+  try {
+    return it->get<T>();
+  } catch (const json::exception&) {
+    return fallback;
+  }
+}
+
+// Route splits "/v1/enclaves/NAME/ACTION" into NAME and ACTION ("" when absent).
+struct EnclaveRoute {
+  std::string name;
+  std::string action;
+};
+std::optional<EnclaveRoute> ParseEnclaveRoute(std::string_view path) {
+  constexpr std::string_view kPrefix = "/v1/enclaves/";
+  if (path.substr(0, kPrefix.size()) != kPrefix) {
+    return std::nullopt;
+  }
+  std::string_view rest = path.substr(kPrefix.size());
+  size_t slash = rest.find('/');
+  EnclaveRoute route;
+  route.name = std::string(rest.substr(0, slash));
+  if (slash != std::string_view::npos) {
+    route.action = std::string(rest.substr(slash + 1));
+  }
+  if (route.name.empty() || route.action.find('/') != std::string::npos) {
+    return std::nullopt;
+  }
+  return route;
+}
+
+Response MethodNotAllowed() { return JsonError(405, "method not allowed"); }
+
+}  // namespace
+
+bool ValidEnclaveName(std::string_view name) {
+  if (name.empty() || name.size() > 63 || name.front() == '-') {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
+Api::Api(std::string data_dir, Store& store, AgentClient& agent)
+    : data_dir_(std::move(data_dir)),
+      images_dir_(data_dir_ + "/control/images"),
+      store_(store),
+      agent_(agent) {}
+
+std::optional<std::string> Api::SpoolPath(const http::Request& head) const {
+  if (head.method != "POST" || head.path() != "/v1/images") {
+    return std::nullopt;
+  }
+  return images_dir_ + "/upload-" + RandomHex(12) + ".tmp";
+}
+
+Response Api::Handle(const http::Request& request) {
+  std::string_view path = request.path();
+  const std::string& method = request.method;
+  if (path == "/healthz") {
+    return method == "GET" ? Health() : MethodNotAllowed();
+  }
+  if (path == "/v1/images") {
+    if (method == "POST") {
+      return UploadImage(request);
+    }
+    return method == "GET" ? ListImages() : MethodNotAllowed();
+  }
+  if (path == "/v1/enclaves") {
+    if (method == "POST") {
+      return Deploy(request);
+    }
+    return method == "GET" ? ListEnclaves() : MethodNotAllowed();
+  }
+  if (path == "/v1/events") {
+    return method == "GET" ? Events(request) : MethodNotAllowed();
+  }
+  if (auto route = ParseEnclaveRoute(path)) {
+    if (!ValidEnclaveName(route->name)) {
+      return JsonError(404, "no enclave named " + route->name.substr(0, 64));
+    }
+    if (route->action.empty()) {
+      if (method == "GET") {
+        return GetEnclave(route->name);
+      }
+      return method == "DELETE" ? RemoveEnclave(route->name) : MethodNotAllowed();
+    }
+    if (route->action == "restart") {
+      return method == "POST" ? RestartEnclave(route->name) : MethodNotAllowed();
+    }
+    if (route->action == "logs") {
+      return method == "GET" ? Logs(route->name, request) : MethodNotAllowed();
+    }
+    if (route->action == "trust") {
+      return method == "GET" ? Trust(route->name) : MethodNotAllowed();
+    }
+  }
+  return JsonError(404, "no such endpoint: " + method + " " + std::string(path).substr(0, 100));
+}
+
+Response Api::Health() {
+  auto health = agent_.Health();
+  return Json(200, {{"ok", true}, {"hosts", health ? 1 : 0}});
+}
+
+Response Api::UploadImage(const http::Request& request) {
+  std::string name = request.Query("name").value_or("");
+  if (name.size() > 128 ||
+      std::any_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; })) {
+    if (!request.body_file.empty()) {
+      ::unlink(request.body_file.c_str());
+    }
+    return JsonError(400, "the image name must be at most 128 printable characters");
+  }
+  std::string temp = request.body_file;
+  if (temp.empty()) {
+    // A small body the server kept in memory (no spool): the same checks on a file.
+    temp = images_dir_ + "/upload-" + RandomHex(12) + ".tmp";
+    auto written = WriteFileAtomic(temp, ByteSpan(reinterpret_cast<const uint8_t*>(request.body.data()),
+                                                  request.body.size()),
+                                   0600);
+    if (!written) {
+      return http::FromError(written.error());
+    }
+  }
+  // Whatever happens below, the temporary file does not stay.
+  struct Remove {
+    std::string path;
+    ~Remove() {
+      if (!path.empty()) {
+        ::unlink(path.c_str());
+      }
+    }
+  } remove{temp};
+
+  auto info = eif::ReadEif(temp);
+  if (!info) {
+    return JsonError(400, info.error().message());
+  }
+  auto id = Sha256File(temp);
+  if (!id) {
+    return http::FromError(id.error());
+  }
+  std::error_code ec;
+  uint64_t size = fs::file_size(temp, ec);
+  std::string final_path = images_dir_ + "/" + *id + ".eif";
+  if (!fs::exists(final_path, ec)) {
+    if (::chmod(temp.c_str(), 0444) != 0 || ::rename(temp.c_str(), final_path.c_str()) != 0) {
+      return JsonError(500, "cannot store the image in " + images_dir_ + ": " +
+                                std::string(std::strerror(errno)));
+    }
+    remove.path.clear();
+  }
+  ImageRow row;
+  row.id = *id;
+  row.name = name;
+  row.size = size;
+  row.describe_json = eif::DescribeJson(*info);
+  row.pcr0 = HexEncode(info->measurements.pcr0);
+  row.pcr1 = HexEncode(info->measurements.pcr1);
+  row.pcr2 = HexEncode(info->measurements.pcr2);
+  row.pcr8 = info->measurements.pcr8 ? HexEncode(*info->measurements.pcr8) : "";
+  if (auto put = store_.PutImage(row); !put) {
+    return http::FromError(put.error());
+  }
+  (void)store_.AddEvent("", "upload", "image " + row.id + (name.empty() ? "" : " (" + name + ")"));
+  auto stored = store_.GetImage(row.id);
+  return Json(201, ImageJson(stored && *stored ? **stored : row));
+}
+
+Response Api::ListImages() {
+  auto images = store_.ListImages();
+  if (!images) {
+    return http::FromError(images.error());
+  }
+  json out = json::array();
+  for (const auto& image : *images) {
+    out.push_back(ImageJson(image));
+  }
+  return Json(200, out);
+}
+
+Response Api::Deploy(const http::Request& request) {
+  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  if (!body.is_object()) {
+    return JsonError(400, "the body must be a JSON object {\"name\", \"image\", ...}");
+  }
+  std::string name = Field<std::string>(body, "name", "");
+  std::string image_id = Field<std::string>(body, "image", "");
+  if (!ValidEnclaveName(name)) {
+    return JsonError(400, "name must be 1-63 of a-z, 0-9 and '-' (not first)");
+  }
+  if (!IsLowerHex(image_id) || image_id.size() != 64) {
+    return JsonError(400, "image must be an image id (64 hex digits) from POST /v1/images");
+  }
+  auto image = store_.GetImage(image_id);
+  if (!image) {
+    return http::FromError(image.error());
+  }
+  if (!*image) {
+    return JsonError(404, "no image " + image_id + ": upload it first");
+  }
+  auto existing = store_.GetEnclave(name);
+  if (!existing) {
+    return http::FromError(existing.error());
+  }
+  if (*existing) {
+    return JsonError(409, "an enclave named " + name + " already exists: remove it first");
+  }
+  LaunchRequest launch;
+  launch.name = name;
+  launch.eif = images_dir_ + "/" + image_id + ".eif";
+  launch.debug = Field<bool>(body, "debug", false);
+  launch.cpus = Field<uint32_t>(body, "cpus", 0);
+  launch.memory_mib = Field<uint64_t>(body, "memory_mib", 0);
+  auto launched = agent_.Launch(launch);
+  if (!launched) {
+    (void)store_.AddEvent(name, "deploy_failed", launched.error().message());
+    return http::FromError(launched.error());
+  }
+  EnclaveRow row;
+  row.name = name;
+  row.image = image_id;
+  row.debug = launch.debug;
+  row.cpus = launch.cpus;
+  row.memory_mib = launch.memory_mib;
+  row.state = Field<std::string>(*launched, "state", "unknown");
+  row.url = Field<std::string>(*launched, "url", "");
+  row.port = Field<uint32_t>(*launched, "port", 0);
+  row.pcrs_json = launched->contains("pcrs") ? (*launched)["pcrs"].dump() : "{}";
+  row.debug = Field<bool>(*launched, "debug", row.debug);
+  row.cpus = Field<uint32_t>(*launched, "cpus", row.cpus);
+  row.memory_mib = Field<uint64_t>(*launched, "memory_mib", row.memory_mib);
+  if (auto put = store_.PutEnclave(row); !put) {
+    return http::FromError(put.error());
+  }
+  (void)store_.AddEvent(name, "deploy",
+                        "image " + image_id + (row.debug ? " (debug)" : "") + " at " + row.url);
+  auto stored = store_.GetEnclave(name);
+  return Json(201, EnclaveJson(stored && *stored ? **stored : row, &*launched));
+}
+
+void Api::Refresh(EnclaveRow& row, const json& view) {
+  std::string state = Field<std::string>(view, "state", "unknown");
+  EnclaveRow before = row;
+  row.state = state;
+  row.url = Field<std::string>(view, "url", row.url);
+  row.port = Field<uint32_t>(view, "port", row.port);
+  if (view.contains("pcrs")) {
+    row.pcrs_json = view["pcrs"].dump();
+  }
+  row.cpus = Field<uint32_t>(view, "cpus", row.cpus);
+  row.memory_mib = Field<uint64_t>(view, "memory_mib", row.memory_mib);
+  if (before.state != row.state) {
+    (void)store_.AddEvent(row.name, "state", before.state + " -> " + row.state);
+  }
+  if (before.state != row.state || before.url != row.url || before.port != row.port ||
+      before.pcrs_json != row.pcrs_json || before.cpus != row.cpus ||
+      before.memory_mib != row.memory_mib) {
+    (void)store_.PutEnclave(row);
+  }
+}
+
+Response Api::ListEnclaves() {
+  auto rows = store_.ListEnclaves();
+  if (!rows) {
+    return http::FromError(rows.error());
+  }
+  json out = json::array();
+  auto views = agent_.List();
+  if (!views) {
+    // The host agent is down: say what we last knew, and that it may be stale.
+    for (const auto& row : *rows) {
+      json e = EnclaveJson(row, nullptr);
+      e["state"] = "unknown";
+      e["error"] = views.error().message();
+      out.push_back(std::move(e));
+    }
+    return Json(200, out);
+  }
+  std::map<std::string, const json*> by_name;
+  for (const auto& view : *views) {
+    by_name[view["name"].get<std::string>()] = &view;
+  }
+  for (auto row : *rows) {
+    auto it = by_name.find(row.name);
+    if (it == by_name.end()) {
+      json gone = {{"state", "stopped"}};
+      Refresh(row, gone);
+      json e = EnclaveJson(row, nullptr);
+      e["error"] = "the host agent does not know this enclave";
+      out.push_back(std::move(e));
+      continue;
+    }
+    Refresh(row, *it->second);
+    out.push_back(EnclaveJson(row, it->second));
+  }
+  return Json(200, out);
+}
+
+Response Api::GetEnclave(const std::string& name) {
+  auto row = store_.GetEnclave(name);
+  if (!row) {
+    return http::FromError(row.error());
+  }
+  if (!*row) {
+    return JsonError(404, "no enclave named " + name);
+  }
+  auto view = agent_.Get(name);
+  if (!view) {
+    json e = EnclaveJson(**row, nullptr);
+    if (view.error().code() == Code::kNotFound) {
+      Refresh(**row, json{{"state", "stopped"}});
+      e = EnclaveJson(**row, nullptr);
+      e["error"] = "the host agent does not know this enclave";
+    } else {
+      e["state"] = "unknown";
+      e["error"] = view.error().message();
+    }
+    return Json(200, e);
+  }
+  Refresh(**row, *view);
+  return Json(200, EnclaveJson(**row, &*view));
+}
+
+Response Api::RemoveEnclave(const std::string& name) {
+  auto row = store_.GetEnclave(name);
+  if (!row) {
+    return http::FromError(row.error());
+  }
+  if (!*row) {
+    return JsonError(404, "no enclave named " + name);
+  }
+  auto removed = agent_.Remove(name);
+  if (!removed && removed.error().code() != Code::kNotFound) {
+    return http::FromError(removed.error());  // Still running, maybe: keep the row.
+  }
+  if (auto deleted = store_.DeleteEnclave(name); !deleted) {
+    return http::FromError(deleted.error());
+  }
+  (void)store_.AddEvent(name, "remove", removed ? "terminated" : "already gone from the host");
+  Response r;
+  r.status = 204;
+  r.content_type.clear();
+  return r;
+}
+
+Response Api::RestartEnclave(const std::string& name) {
+  auto row = store_.GetEnclave(name);
+  if (!row) {
+    return http::FromError(row.error());
+  }
+  if (!*row) {
+    return JsonError(404, "no enclave named " + name);
+  }
+  auto view = agent_.Restart(name);
+  if (!view) {
+    return http::FromError(view.error());
+  }
+  (void)store_.AddEvent(name, "restart", "restarted from image " + (*row)->image);
+  Refresh(**row, *view);
+  return Json(200, EnclaveJson(**row, &*view));
+}
+
+Response Api::Logs(const std::string& name, const http::Request& request) {
+  auto row = store_.GetEnclave(name);
+  if (!row) {
+    return http::FromError(row.error());
+  }
+  if (!*row) {
+    return JsonError(404, "no enclave named " + name);
+  }
+  if (!(*row)->debug) {
+    return JsonError(409, name + " is not a debug enclave: its output never leaves it (deploy with "
+                             "--debug to see logs)");
+  }
+  uint64_t offset = 0;
+  if (auto text = request.Query("offset")) {
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long v = std::strtoull(text->c_str(), &end, 10);
+    if (text->empty() || *end != '\0' || errno != 0 || text->front() == '-') {
+      return JsonError(400, "offset must be a byte count");
+    }
+    offset = v;
+  }
+  auto console = agent_.Console(name, offset);
+  if (!console) {
+    return http::FromError(console.error());
+  }
+  Response r;
+  r.content_type = "text/plain; charset=utf-8";
+  r.body = std::move(*console);
+  return r;
+}
+
+Result<std::vector<std::string>> Api::TrustRoots() {
+  ASSIGN_OR_RETURN(std::vector<std::string> pems, agent_.Roots());
+  if (pems.empty()) {
+    return std::vector<std::string>{"aws-nitro"};
+  }
+  std::vector<std::string> roots;
+  std::string nsm_root = data_dir_ + "/nsm/root.pem";
+  std::string nsm_text;
+  if (auto bytes = ReadFile(nsm_root, 1 << 20)) {
+    nsm_text = Trim(std::string(bytes->begin(), bytes->end()));
+  }
+  for (const auto& pem : pems) {
+    std::string text = Trim(pem);
+    if (text.rfind("-----BEGIN CERTIFICATE-----", 0) != 0) {
+      return Error(Code::kMalformed, "host agent: a root is not a PEM certificate");
+    }
+    if (!nsm_text.empty() && text == nsm_text) {
+      roots.push_back(nsm_root);
+      continue;
+    }
+    ByteSpan bytes(reinterpret_cast<const uint8_t*>(text.data()), text.size());
+    std::string path = data_dir_ + "/control/roots/" + HexEncode(crypto::Sha256(bytes)) + ".pem";
+    std::error_code ec;
+    if (!fs::exists(path, ec)) {
+      text += "\n";
+      RETURN_IF_ERROR(WriteFileAtomic(
+          path, ByteSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size()), 0644));
+    }
+    roots.push_back(path);
+  }
+  return roots;
+}
+
+Response Api::Trust(const std::string& name) {
+  auto row = store_.GetEnclave(name);
+  if (!row) {
+    return http::FromError(row.error());
+  }
+  if (!*row) {
+    return JsonError(404, "no enclave named " + name);
+  }
+  auto view = agent_.Get(name);
+  if (view) {
+    Refresh(**row, *view);
+  }
+  json pcrs = ParseOr((*row)->pcrs_json, json::object());
+  auto roots = TrustRoots();
+  if (!roots) {
+    return http::FromError(roots.error());
+  }
+  std::string toml = "# Trust file for enclave " + name + " (image " + (*row)->image +
+                     "), written by enclavia-control.\n";
+  toml += "roots = [";
+  for (size_t i = 0; i < roots->size(); ++i) {
+    toml += (i > 0 ? ", " : "") + TomlString((*roots)[i]);
+  }
+  toml += "]\nmax_age = \"1h\"\nfresh = false\n";
+  toml += std::string("allow_debug = ") + ((*row)->debug ? "true" : "false") + "\n\n[[accept]]\n";
+  int listed = 0;
+  for (const char* index : {"0", "1", "2", "8"}) {
+    std::string value = pcrs.is_object() ? Field<std::string>(pcrs, index, "") : "";
+    for (char& c : value) {
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    if (value.empty()) {
+      continue;
+    }
+    if (!IsLowerHex(value) || value.size() != 96) {
+      return JsonError(502, "the host agent reported a malformed PCR" + std::string(index));
+    }
+    toml += std::string("PCR") + index + " = \"" + value + "\"\n";
+    ++listed;
+  }
+  if (listed == 0) {
+    return JsonError(409, "no PCRs known for " + name + " yet: is it running?");
+  }
+  Response r;
+  r.content_type = "application/toml";
+  r.body = std::move(toml);
+  return r;
+}
+
+Response Api::Events(const http::Request& request) {
+  int64_t after = 0;
+  if (auto text = request.Query("after")) {
+    char* end = nullptr;
+    errno = 0;
+    long long v = std::strtoll(text->c_str(), &end, 10);
+    if (text->empty() || *end != '\0' || errno != 0) {
+      return JsonError(400, "after must be an event id");
+    }
+    after = v;
+  }
+  auto events = store_.Events(after, kMaxEvents);
+  if (!events) {
+    return http::FromError(events.error());
+  }
+  json out = json::array();
+  for (const auto& e : *events) {
+    out.push_back({{"id", e.id},
+                   {"time", e.time},
+                   {"enclave", e.enclave},
+                   {"kind", e.kind},
+                   {"detail", e.detail}});
+  }
+  return Json(200, out);
+}
+
+}  // namespace enclavia::control

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: Apache-2.0
+// The control plane's schema, as an ordered list of migrations: never edit or reorder an entry
+// that has shipped; append a new one. Entry i takes the schema from version i to i + 1.
+#include <string>
+#include <vector>
+
+#include "control/store.h"
+
+namespace enclavia::control {
+
+const std::vector<std::string>& Migrations() {
+  static const auto* const kMigrations = new std::vector<std::string>{
+      // 1: images, enclaves, events.
+      R"sql(
+        CREATE TABLE images (
+          id TEXT PRIMARY KEY NOT NULL,
+          name TEXT NOT NULL,
+          size INTEGER NOT NULL,
+          describe_json TEXT NOT NULL,
+          pcr0 TEXT NOT NULL,
+          pcr1 TEXT NOT NULL,
+          pcr2 TEXT NOT NULL,
+          pcr8 TEXT NOT NULL DEFAULT '',
+          created INTEGER NOT NULL
+        );
+        CREATE TABLE enclaves (
+          name TEXT PRIMARY KEY NOT NULL,
+          image TEXT NOT NULL REFERENCES images(id),
+          state TEXT NOT NULL,
+          url TEXT NOT NULL,
+          port INTEGER NOT NULL,
+          pcrs_json TEXT NOT NULL,
+          debug INTEGER NOT NULL,
+          cpus INTEGER NOT NULL,
+          memory_mib INTEGER NOT NULL,
+          created INTEGER NOT NULL,
+          updated INTEGER NOT NULL
+        );
+        CREATE TABLE events (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          time INTEGER NOT NULL,
+          enclave TEXT NOT NULL,
+          kind TEXT NOT NULL,
+          detail TEXT NOT NULL
+        );
+        CREATE INDEX events_enclave ON events(enclave);
+      )sql",
+  };
+  return *kMigrations;
+}
+
+}  // namespace enclavia::control

@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: Apache-2.0
+// enclavia-probe: an enclave application for the platform tests. It answers one HTTP GET per
+// connection on --port with what it can see and do from inside the sandbox:
+//   /                      "probe boot=<random id> pid=<pid> uid=<uid>"
+//   /crash?code=N          replies, then exits with status N
+//   /alloc?mib=N           allocates and touches N MiB, then replies "allocated N"
+//   /connect?ip=A&port=P   a TCP connect with a 2 s timeout: "connected" or "error: <errno text>"
+//   /file?path=P           "exists" or "missing: <errno text>"
+//   /ls?path=P             the directory's entries, one per line, sorted
+//   /net                   the network interfaces, one per line
+//   /echo?text=T           T (goes to stdout too: the console, in debug mode only)
+// Static and dependency-free, like examples/hello.
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+std::string Param(const std::string& query, const std::string& name) {
+  size_t pos = 0;
+  while (pos < query.size()) {
+    size_t end = query.find('&', pos);
+    if (end == std::string::npos) {
+      end = query.size();
+    }
+    std::string pair = query.substr(pos, end - pos);
+    if (pair.rfind(name + "=", 0) == 0) {
+      std::string value = pair.substr(name.size() + 1);
+      std::string out;
+      for (size_t i = 0; i < value.size(); ++i) {
+        if (value[i] == '%' && i + 2 < value.size()) {
+          out += static_cast<char>(std::strtol(value.substr(i + 1, 2).c_str(), nullptr, 16));
+          i += 2;
+        } else if (value[i] == '+') {
+          out += ' ';
+        } else {
+          out += value[i];
+        }
+      }
+      return out;
+    }
+    pos = end + 1;
+  }
+  return "";
+}
+
+std::string Connect(const std::string& ip, int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    return std::string("error: socket: ") + std::strerror(errno);
+  }
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (::inet_pton(AF_INET, ip.c_str(), &addr.sin_addr) != 1) {
+    ::close(fd);
+    return "error: bad ip";
+  }
+  std::string result = "connected";
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    if (errno != EINPROGRESS) {
+      result = std::string("error: ") + std::strerror(errno);
+    } else {
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, 2000) != 1) {
+        result = "error: timed out";
+      } else {
+        int err = 0;
+        socklen_t len = sizeof err;
+        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err != 0) {
+          result = std::string("error: ") + std::strerror(err);
+        }
+      }
+    }
+  }
+  ::close(fd);
+  return result;
+}
+
+std::string List(const std::string& path) {
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) {
+    return std::string("error: ") + std::strerror(errno);
+  }
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(dir)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") {
+      names.push_back(name);
+    }
+  }
+  ::closedir(dir);
+  std::sort(names.begin(), names.end());
+  std::string out;
+  for (const auto& n : names) {
+    out += n + "\n";
+  }
+  return out;
+}
+
+std::string Handle(const std::string& path, const std::string& query, const std::string& boot,
+                   int* exit_after) {
+  if (path == "/") {
+    return "probe boot=" + boot + " pid=" + std::to_string(::getpid()) +
+           " uid=" + std::to_string(::getuid()) + "\n";
+  }
+  if (path == "/crash") {
+    *exit_after = std::atoi(Param(query, "code").c_str());
+    return "exiting " + std::to_string(*exit_after) + "\n";
+  }
+  if (path == "/alloc") {
+    long mib = std::atol(Param(query, "mib").c_str());
+    for (long i = 0; i < mib; ++i) {
+      char* block = static_cast<char*>(std::malloc(1 << 20));
+      if (block == nullptr) {
+        return "error: out of memory after " + std::to_string(i) + " MiB\n";
+      }
+      std::memset(block, 0x5a, 1 << 20);  // Touch every page; never freed.
+    }
+    return "allocated " + std::to_string(mib) + "\n";
+  }
+  if (path == "/connect") {
+    return Connect(Param(query, "ip"), std::atoi(Param(query, "port").c_str())) + "\n";
+  }
+  if (path == "/file") {
+    struct stat st{};
+    std::string p = Param(query, "path");
+    return ::lstat(p.c_str(), &st) == 0 ? "exists\n" : "missing: " + std::string(std::strerror(errno)) + "\n";
+  }
+  if (path == "/ls") {
+    return List(Param(query, "path"));
+  }
+  if (path == "/net") {
+    std::string out;
+    if (struct if_nameindex* names = ::if_nameindex()) {
+      for (struct if_nameindex* n = names; n->if_index != 0; ++n) {
+        out += std::string(n->if_name) + "\n";
+      }
+      ::if_freenameindex(names);
+    }
+    return out;
+  }
+  if (path == "/echo") {
+    std::string text = Param(query, "text");
+    std::printf("probe: %s\n", text.c_str());
+    std::fflush(stdout);
+    return text + "\n";
+  }
+  return "";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int port = 8081;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--port") == 0) {
+      port = std::atoi(argv[i + 1]);
+    } else {
+      std::fprintf(stderr, "usage: enclavia-probe [--port N]\n");
+      return 2;
+    }
+  }
+  char boot[17] = {};
+  unsigned char raw[8] = {};
+  int rnd = ::open("/dev/urandom", O_RDONLY);
+  if (rnd < 0 || ::read(rnd, raw, sizeof raw) != static_cast<ssize_t>(sizeof raw)) {
+    std::fprintf(stderr, "probe: /dev/urandom: %s\n", std::strerror(errno));
+    return 1;
+  }
+  ::close(rnd);
+  for (int i = 0; i < 8; ++i) {
+    std::snprintf(boot + 2 * i, 3, "%02x", raw[i]);
+  }
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  ::setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::listen(listener, 64) != 0) {
+    std::fprintf(stderr, "probe: cannot listen on 127.0.0.1:%d: %s\n", port, std::strerror(errno));
+    return 1;
+  }
+  std::printf("probe: listening on 127.0.0.1:%d boot=%s\n", port, boot);
+  std::fflush(stdout);
+  for (;;) {
+    int fd = ::accept(listener, nullptr, nullptr);
+    if (fd < 0) {
+      continue;
+    }
+    std::string request;
+    char buf[4096];
+    while (request.find("\r\n\r\n") == std::string::npos && request.size() < 16384) {
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n <= 0) {
+        break;
+      }
+      request.append(buf, static_cast<size_t>(n));
+    }
+    std::string target;
+    if (request.rfind("GET ", 0) == 0) {
+      target = request.substr(4, request.find(' ', 4) - 4);
+    }
+    size_t q = target.find('?');
+    std::string path = target.substr(0, q);
+    std::string query = q == std::string::npos ? "" : target.substr(q + 1);
+    int exit_after = -1;
+    std::string body = Handle(path, query, boot, &exit_after);
+    std::string status = body.empty() ? "404 Not Found" : "200 OK";
+    std::string response = "HTTP/1.1 " + status + "\r\nContent-Type: text/plain\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    size_t off = 0;
+    while (off < response.size()) {
+      ssize_t n = ::write(fd, response.data() + off, response.size() - off);
+      if (n <= 0) {
+        break;
+      }
+      off += static_cast<size_t>(n);
+    }
+    ::close(fd);
+    if (exit_after >= 0) {
+      return exit_after;
+    }
+  }
+}
