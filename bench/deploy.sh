@@ -32,7 +32,8 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 "$bin/enclavia" up -d >/dev/null
-cp -r "$build/examples/hello" "$work/hello"
+mkdir -p "$work/hello"
+cp -r "$build/examples/hello/Enclaviafile" "$build/examples/hello/rootfs" "$work/hello/"
 "$bin/enclavia" build "$work/hello" -o "$work/hello.eif" --no-progress >/dev/null
 # A trust file for hello's PCRs (same image every run).
 "$bin/enclavia" deploy "$work/hello.eif" --name warmup --json >/dev/null

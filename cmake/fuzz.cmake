@@ -5,6 +5,6 @@ if(ENCLAVIA_BUILD_FUZZ)
     message(FATAL_ERROR "ENCLAVIA_BUILD_FUZZ needs clang (CC=clang-14 CXX=clang++-14)")
   endif()
   add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
-                      -fno-omit-frame-pointer -g)
+                      -fno-omit-frame-pointer -gline-tables-only)
   add_link_options(-fsanitize=address,undefined)
 endif()

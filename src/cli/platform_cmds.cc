@@ -23,6 +23,7 @@
 
 #include "lib/base/file.h"
 #include "lib/http/http.h"
+#include "lib/http/token.h"
 #include "lib/net/address.h"
 
 namespace enclavia::cli {
@@ -345,16 +346,7 @@ bool WaitReachable(const std::string& url) {
 
 }  // namespace
 
-std::string DefaultDataDir() {
-  if (const char* env = std::getenv("ENCLAVIA_HOME"); env != nullptr && *env != '\0') {
-    return env;
-  }
-  if (::geteuid() == 0) {
-    return "/var/lib/enclavia";
-  }
-  const char* home = std::getenv("HOME");
-  return std::string(home != nullptr ? home : ".") + "/.local/share/enclavia";
-}
+std::string DefaultDataDir() { return http::DefaultDataDir(); }
 
 int RunUp(const UpFlags& flags, std::ostream& out, std::ostream& err) {
   std::string data_dir = DataDir(flags.data_dir);

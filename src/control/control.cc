@@ -20,6 +20,7 @@
 #include "lib/base/file.h"
 #include "lib/crypto/random.h"
 #include "lib/http/http.h"
+#include "lib/http/token.h"
 
 namespace enclavia::control {
 namespace {
@@ -35,30 +36,6 @@ Result<void> MakeDir(const std::string& path) {
   }
   ::chmod(path.c_str(), 0700);
   return Ok();
-}
-
-// LoadOrCreateToken reads DIR/control/token, or creates it once (32 random bytes, hex, 0600).
-Result<std::string> LoadOrCreateToken(const std::string& path) {
-  std::error_code ec;
-  if (fs::exists(path, ec)) {
-    ASSIGN_OR_RETURN(Bytes bytes, ReadFile(path, 1024));
-    std::string token(bytes.begin(), bytes.end());
-    while (!token.empty() && (token.back() == '\n' || token.back() == ' ')) {
-      token.pop_back();
-    }
-    if (token.size() != 64 || !HexDecode(token)) {
-      return Error(Code::kFailedPrecondition,
-                   path + " is not a 64-digit hex token: remove it to make a new one");
-    }
-    return token;
-  }
-  Bytes random(32);
-  crypto::RandomFill(random);
-  std::string token = HexEncode(random);
-  std::string text = token + "\n";
-  RETURN_IF_ERROR(WriteFileAtomic(
-      path, ByteSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size()), 0600));
-  return token;
 }
 
 }  // namespace
@@ -121,7 +98,7 @@ Result<std::unique_ptr<Control>> Control::Create(ControlOptions options) {
       fs::remove(entry.path(), ec);
     }
   }
-  ASSIGN_OR_RETURN(impl->token, LoadOrCreateToken(impl->control_dir + "/token"));
+  ASSIGN_OR_RETURN(impl->token, http::LoadOrCreateToken(impl->control_dir + "/token"));
   ASSIGN_OR_RETURN(impl->store, Store::Open(impl->control_dir + "/control.db"));
   impl->agent = std::make_unique<AgentClient>(AgentLocation{options.host, options.host_token});
   impl->api = std::make_unique<Api>(data_dir, *impl->store, *impl->agent);

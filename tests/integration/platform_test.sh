@@ -53,8 +53,12 @@ check "second up says already running" grep -q "already running" "$work/out"
 check "simulator root exists" [ -s "$ENCLAVIA_HOME/nsm/root.pem" ]
 
 # ── build hello twice: identical images ────────────────────────────────────────────────────────
-cp -r "$build/examples/hello" "$work/hello-a"
-cp -r "$build/examples/hello" "$work/hello-b"
+# The Enclaviafile and rootfs only: a lock left in the build tree by an earlier runtime would
+# (rightly) refuse the build.
+for copy in hello-a hello-b; do
+  mkdir -p "$work/$copy"
+  cp -r "$build/examples/hello/Enclaviafile" "$build/examples/hello/rootfs" "$work/$copy/"
+done
 expect 0 "build hello (a)" -- enclavia build "$work/hello-a" -o "$work/hello-a.eif" --no-progress
 expect 0 "build hello (b)" -- enclavia build "$work/hello-b" -o "$work/hello-b.eif" --no-progress
 check "two builds are byte-identical" cmp -s "$work/hello-a.eif" "$work/hello-b.eif"
@@ -83,6 +87,15 @@ enclavia proxy --listen "tcp:127.0.0.1:$proxy_port" --enclave "$url" --trust "$w
 proxy_pids+=($!)
 wait_line "$work/proxy.out" "listening on" >/dev/null || echo "proxy did not start: $(cat "$work/proxy.err")" >&2
 check "curl through the proxy" [ "$(curl -s --max-time 10 "http://127.0.0.1:$proxy_port/")" = "hello from the enclave: hi" ]
+
+# The host's metrics count what it relayed, and nothing of what it could not read.
+agent_api="http://${ENCLAVIA_HOME:+$(sed 's/^tcp://' "$ENCLAVIA_HOME/host/address")}"
+curl -s --max-time 5 "$agent_api/metrics" >"$work/metrics.txt"
+check "metrics: handshakes counted" grep -Eq '^enclavia_relay_handshakes_total\{enclave="hello"\} [1-9]' "$work/metrics.txt"
+check "metrics: ciphertext bytes counted" grep -Eq '^enclavia_relay_bytes_total\{enclave="hello",direction="down"\} [1-9]' "$work/metrics.txt"
+check "metrics: no plaintext" bash -c "! grep -q 'hello from the enclave' '$work/metrics.txt'"
+check "healthz is public" [ "$(curl -s -o /dev/null -w '%{http_code}' "$agent_api/healthz")" = 200 ]
+check "the agent API wants its token" [ "$(curl -s -o /dev/null -w '%{http_code}' "$agent_api/v1/enclaves")" = 401 ]
 
 # The audit endpoint: a fresh document for our nonce, bound to the channel key.
 nonce=$(head -c 16 /dev/urandom | xxd -p)

@@ -72,13 +72,19 @@ std::string Facts() {
   std::sort(names.begin(), names.end());
   std::string root;
   for (const std::string& n : names) {
-    root += (root.empty() ? "" : ",") + n;
+    if (!root.empty()) {
+      root += ',';
+    }
+    root += n;
   }
   out += "root=" + root + "\n";
   std::string ifs;
   if (struct if_nameindex* list = ::if_nameindex()) {
     for (struct if_nameindex* i = list; i->if_index != 0; ++i) {
-      ifs += (ifs.empty() ? "" : ",") + std::string(i->if_name);
+      if (!ifs.empty()) {
+        ifs += ',';
+      }
+      ifs += i->if_name;
     }
     ::if_freenameindex(list);
   }

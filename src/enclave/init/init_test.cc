@@ -661,14 +661,18 @@ TEST(InitBinaryTest, SigtermShutsDownAppAndIngressCleanly) {
   FakeNsm nsm(/*debug=*/true);
   std::string ingress = WriteScript(
       dir, "ingress",
-      "echo \"$@\" > " + dir.path() + "/ingress-args; trap 'echo term > " + dir.path() +
-          "/ingress-term; exit 0' TERM; while :; do sleep 0.05; done");
+      "trap 'echo term > " + dir.path() + "/ingress-term; exit 0' TERM; echo \"$@\" > " +
+          dir.path() + "/ingress-args; while :; do sleep 0.05; done");
   std::string config = dir.Write(
       "enclave.toml",
       ConfigToml(R"(["/bin/sh", "-c", "trap 'echo term > )" + dir.path() +
                  R"(/app-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done"])"));
   Init init(Args(config, nsm, ingress));
   ASSERT_TRUE(init.ReadStdoutUntil("ready\n")) << init.stderr_text();
+  // The fake ingress writes its arguments once its TERM trap is set: wait for that too.
+  for (int i = 0; i < 500 && ReadText(dir.path() + "/ingress-args").empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   ASSERT_EQ(::kill(init.pid(), SIGTERM), 0);
   EXPECT_EQ(init.Wait(), 0) << init.stderr_text();
   EXPECT_EQ(ReadText(dir.path() + "/app-term"), "term\n");

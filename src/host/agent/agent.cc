@@ -41,6 +41,7 @@
 #include "lib/channel/audit.h"
 #include "lib/crypto/random.h"
 #include "lib/http/http.h"
+#include "lib/http/token.h"
 #include "lib/net/framing.h"
 #include "lib/transport/transport.h"
 
@@ -57,7 +58,6 @@ constexpr std::string_view kStateFile = "agent-state.json";
 constexpr std::string_view kWellKnownPath = "/.well-known/enclavia/attestation";
 constexpr int kStateVersion = 1;
 constexpr size_t kMaxStateFile = 16 << 20;
-constexpr size_t kMaxTokenFile = 4096;
 constexpr std::chrono::milliseconds kRefreshInterval{5000};
 constexpr std::chrono::milliseconds kRebindBudget{3000};
 constexpr std::chrono::milliseconds kDrainBudget{3000};
@@ -523,25 +523,7 @@ struct Agent::Impl {
 };
 
 Result<void> Agent::Impl::LoadOrCreateToken() {
-  std::string path = Path("token");
-  auto existing = ReadFile(path, kMaxTokenFile);
-  if (existing) {
-    std::string text(existing->begin(), existing->end());
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
-      text.pop_back();
-    }
-    if (text.size() != 64 || !HexDecode(text)) {
-      return Error(Code::kInvalidArgument,
-                   path + " is not a 64-digit hex token; remove it to make a new one");
-    }
-    token = std::move(text);
-    return Ok();
-  }
-  Bytes random = crypto::RandomBytes(32);
-  token = HexEncode(random);
-  std::string content = token + "\n";
-  RETURN_IF_ERROR(WriteFileAtomic(
-      path, ByteSpan(reinterpret_cast<const uint8_t*>(content.data()), content.size()), 0600));
+  ASSIGN_OR_RETURN(token, http::LoadOrCreateToken(Path("token")));
   return Ok();
 }
 

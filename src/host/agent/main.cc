@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 
 #include "host/agent/agent.h"
+#include "lib/http/token.h"
 #include "host/launcher/local_provider.h"
 #include "host/launcher/nitro_provider.h"
 #include "lib/base/file.h"
@@ -28,19 +29,6 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-// DefaultDataDir follows docs/platform-api.md: $ENCLAVIA_HOME, else /var/lib/enclavia as root,
-// else ~/.local/share/enclavia.
-std::string DefaultDataDir() {
-  if (const char* home = std::getenv("ENCLAVIA_HOME"); home != nullptr && *home != '\0') {
-    return home;
-  }
-  if (::geteuid() == 0) {
-    return "/var/lib/enclavia";
-  }
-  const char* user_home = std::getenv("HOME");
-  return std::string(user_home != nullptr ? user_home : ".") + "/.local/share/enclavia";
-}
-
 std::string SelfDir() {
   std::error_code ec;
   std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
@@ -52,7 +40,7 @@ std::string SelfDir() {
 int main(int argc, char** argv) {
   sys::TuneAllocatorForStreaming();
   CLI::App app{"enclavia-host: runs enclaves through a provider and relays to them, blindly"};
-  std::string data_dir = DefaultDataDir();
+  std::string data_dir = enclavia::http::DefaultDataDir();
   std::string provider_name = "local";
   std::string sandbox;
   std::string nitro_cli = "nitro-cli";

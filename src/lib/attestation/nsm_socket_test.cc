@@ -21,9 +21,12 @@ namespace enclavia::attestation {
 namespace {
 
 Bytes Frame(ByteSpan body, uint32_t declared) {
-  Bytes out = {static_cast<uint8_t>(declared >> 24), static_cast<uint8_t>(declared >> 16),
-               static_cast<uint8_t>(declared >> 8), static_cast<uint8_t>(declared)};
-  out.insert(out.end(), body.begin(), body.end());
+  Bytes out(4 + body.size());
+  out[0] = static_cast<uint8_t>(declared >> 24);
+  out[1] = static_cast<uint8_t>(declared >> 16);
+  out[2] = static_cast<uint8_t>(declared >> 8);
+  out[3] = static_cast<uint8_t>(declared);
+  std::copy(body.begin(), body.end(), out.begin() + 4);
   return out;
 }
 

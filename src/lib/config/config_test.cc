@@ -233,7 +233,9 @@ TEST(Lock, OciAndLimits) {
 
   Lock many;
   for (int i = 0; i < 50; ++i) {
-    many.app_files["f" + std::to_string(i)] = "x";
+    std::string name = "f";
+    name += std::to_string(i);  // Not "f" + …: GCC 12 -O3 warns falsely (-Wrestrict).
+    many.app_files[name] = "x";
   }
   auto capped = DiffLocks(Lock{}, many, 20);
   ASSERT_EQ(capped.size(), 21u);
