@@ -21,7 +21,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lib/base/encoding.h"
 #include "lib/base/file.h"
+#include "lib/crypto/hash.h"
 #include "lib/http/http.h"
 #include "lib/http/token.h"
 #include "lib/net/address.h"
@@ -460,26 +462,23 @@ int RunDeploy(const DeployFlags& flags, std::ostream& out, std::ostream& err) {
   if (!control) {
     return Fail(err, "deploy", control.error());
   }
-  if (::access(flags.file.c_str(), R_OK) != 0) {
-    err << "enclavia deploy: cannot read " << flags.file << ": " << std::strerror(errno) << "\n";
-    return 1;
+  // Images are content-addressed: one the control plane already holds is not sent again.
+  auto digest = crypto::HashFile(crypto::HashAlgorithm::kSha256, flags.file);
+  if (!digest) {
+    return Fail(err, "deploy", digest.error());
   }
-  // The image is streamed from the file (the control plane spools it to disk and checks it).
-  http::Request upload;
-  upload.method = "POST";
-  upload.target = "/v1/images?name=" + flags.name;
-  upload.body_file = flags.file;
-  upload.headers["content-type"] = "application/octet-stream";
-  auto uploaded = Send(*control, upload, std::chrono::minutes(10));
-  if (!uploaded) {
-    return Fail(err, "deploy", uploaded.error());
-  }
-  std::string image_id;
-  try {
-    image_id = json::parse(uploaded->body).at("id").get<std::string>();
-  } catch (const json::exception&) {
-    err << "enclavia deploy: the control plane's image reply has no id\n";
-    return 1;
+  std::string image_id = HexEncode(*digest);
+  if (!Call(*control, "GET", "/v1/images/" + image_id)) {
+    // Streamed from the file; the control plane spools it to disk and checks it.
+    http::Request upload;
+    upload.method = "POST";
+    upload.target = "/v1/images?name=" + flags.name;
+    upload.body_file = flags.file;
+    upload.headers["content-type"] = "application/octet-stream";
+    auto uploaded = Send(*control, upload, std::chrono::minutes(10));
+    if (!uploaded) {
+      return Fail(err, "deploy", uploaded.error());
+    }
   }
   json request = {{"name", flags.name},   {"image", image_id},       {"debug", flags.debug},
                   {"cpus", flags.cpus},   {"memory_mib", flags.memory_mib}};

@@ -75,19 +75,9 @@ std::string TomlString(std::string_view s) {
   return out + "\"";
 }
 
-// Sha256File hashes a file in 1 MiB pieces.
+// Sha256File is the image id: the SHA-256 of the file, hex.
 Result<std::string> Sha256File(const std::string& path) {
-  ASSIGN_OR_RETURN(sys::UniqueFd fd, sys::Open(path, O_RDONLY | O_CLOEXEC));
-  crypto::Hasher hasher(crypto::HashAlgorithm::kSha256);
-  std::vector<uint8_t> buffer(1 << 20);
-  while (true) {
-    ASSIGN_OR_RETURN(size_t n, sys::ReadSome(fd.get(), buffer));
-    if (n == 0) {
-      break;
-    }
-    hasher.Update(ByteSpan(buffer.data(), n));
-  }
-  Bytes digest = hasher.Finish();
+  ASSIGN_OR_RETURN(Bytes digest, crypto::HashFile(crypto::HashAlgorithm::kSha256, path));
   return HexEncode(digest);
 }
 
@@ -199,6 +189,9 @@ Response Api::Handle(const http::Request& request) {
       return UploadImage(request);
     }
     return method == "GET" ? ListImages() : MethodNotAllowed();
+  }
+  if (path.rfind("/v1/images/", 0) == 0) {
+    return method == "GET" ? GetImage(std::string(path.substr(11))) : MethodNotAllowed();
   }
   if (path == "/v1/enclaves") {
     if (method == "POST") {
@@ -312,6 +305,19 @@ Response Api::ListImages() {
     out.push_back(ImageJson(image));
   }
   return Json(200, out);
+}
+
+// GetImage answers whether an image is stored: the CLI asks before uploading, so deploying an
+// image the control plane already holds (content-addressed by SHA-256) skips the upload.
+Response Api::GetImage(const std::string& id) {
+  auto image = store_.GetImage(id);
+  if (!image) {
+    return http::FromError(image.error());
+  }
+  if (!*image) {
+    return JsonError(404, "no image " + id.substr(0, 64));
+  }
+  return Json(200, ImageJson(**image));
 }
 
 Response Api::Deploy(const http::Request& request) {

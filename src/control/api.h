@@ -34,6 +34,7 @@ class Api {
   http::Response Health();
   http::Response UploadImage(const http::Request& request);
   http::Response ListImages();
+  http::Response GetImage(const std::string& id);
   http::Response Deploy(const http::Request& request);
   http::Response ListEnclaves();
   http::Response GetEnclave(const std::string& name);

@@ -1,7 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "lib/crypto/hash.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <array>
+#include <cerrno>
+#include <cstring>
+#include <vector>
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -100,6 +106,32 @@ Bytes Hasher::Finish() {
   ENCLAVIA_CHECK(out_len == out.size());
   state_.reset();
   return out;
+}
+
+Result<Bytes> HashFile(HashAlgorithm alg, const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return Error(Code::kIo, "cannot open " + path + ": " + std::strerror(errno));
+  }
+  Hasher hasher(alg);
+  std::vector<uint8_t> buffer(size_t{1} << 20);
+  for (;;) {
+    ssize_t n = ::read(fd, buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      return Error(Code::kIo, "cannot read " + path + ": " + std::strerror(err));
+    }
+    if (n == 0) {
+      break;
+    }
+    hasher.Update(ByteSpan(buffer.data(), static_cast<size_t>(n)));
+  }
+  ::close(fd);
+  return hasher.Finish();
 }
 
 Bytes Hmac(HashAlgorithm alg, ByteSpan key, ByteSpan data) {

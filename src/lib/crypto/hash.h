@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "lib/base/bytes.h"
 #include "lib/base/result.h"
@@ -45,6 +46,9 @@ class Hasher {
 
 // Hmac returns HMAC(key, data) with the given hash.
 Bytes Hmac(HashAlgorithm alg, ByteSpan key, ByteSpan data);
+
+// HashFile is the digest of the file at `path`, read in 1 MiB pieces (kIo naming the path).
+Result<Bytes> HashFile(HashAlgorithm alg, const std::string& path);
 
 // Hkdf derives `length` bytes with HKDF (RFC 5869) over the given hash. Fails with
 // kInvalidArgument if `length` exceeds 255 * DigestSize(alg).
