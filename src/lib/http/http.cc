@@ -3,6 +3,8 @@
 // overload; the few that can only throw are caught where they are made.
 #include "lib/http/http.h"
 
+#include <strings.h>
+
 #include <netinet/in.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,6 +24,7 @@
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -259,6 +262,26 @@ class Session : public std::enable_shared_from_this<Session> {
       SendEarly(JsonError(413, "request body over " + std::to_string(limit) + " bytes"));
       return;
     }
+    // A client that sent "Expect: 100-continue" (curl does for large bodies) waits for this
+    // interim answer, or a second, before it sends the body.
+    std::string expect = request_.Header("expect");
+    if (has_body && expect.size() == 12 && ::strncasecmp(expect.c_str(), "100-continue", 12) == 0) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      asio::async_write(socket_, asio::buffer(kContinue.data(), kContinue.size()),
+                        [self = shared_from_this(), spool, limit](error_code write_ec, size_t) {
+                          if (write_ec || self->closed_) {
+                            self->Close();
+                            return;
+                          }
+                          self->ReadBody(spool, limit);
+                        });
+      return;
+    }
+    ReadBody(spool, limit);
+  }
+
+  // ReadBody reads the request's body into memory or, when `spool` names a file, into it.
+  void ReadBody(std::optional<std::string> spool, uint64_t limit) {
     if (spool) {
       file_parser_.emplace(std::move(*header_parser_));
       file_parser_->body_limit(limit);

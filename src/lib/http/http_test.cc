@@ -12,6 +12,8 @@
 #include <sstream>
 #include <thread>
 
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
@@ -206,6 +208,37 @@ TEST_F(HttpTest, KeepAliveServesSeveralRequestsOnOneConnection) {
     EXPECT_EQ(nlohmann::json::parse(res.body())["path"], "/n" + std::to_string(i));
   }
   EXPECT_EQ(calls.load(), 3);
+}
+
+TEST_F(HttpTest, AnswersExpectContinueBeforeTheBodyIsSent) {
+  ServerOptions options;
+  options.handler = Echo;
+  Server& server = Start(std::move(options));
+  asio::io_context client;
+  asio::ip::tcp::socket socket(client);
+  boost::system::error_code ec;
+  socket.connect({asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(server.local_address().port)}, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  std::string head =
+      "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
+  asio::write(socket, asio::buffer(head), ec);
+  ASSERT_FALSE(ec) << ec.message();
+  // The interim answer comes while the body is still unsent.
+  std::string got;
+  asio::read_until(socket, asio::dynamic_buffer(got), "\r\n\r\n", ec);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(got.substr(0, got.find("\r\n")), "HTTP/1.1 100 Continue");
+  asio::write(socket, asio::buffer(std::string("hello")), ec);
+  ASSERT_FALSE(ec) << ec.message();
+  beast::flat_buffer buffer;
+  std::string rest = got.substr(got.find("\r\n\r\n") + 4);
+  asio::buffer_copy(buffer.prepare(rest.size()), asio::buffer(rest));
+  buffer.commit(rest.size());
+  bhttp::response<bhttp::string_body> res;
+  bhttp::read(socket, buffer, res, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(res.result_int(), 200);
+  EXPECT_EQ(nlohmann::json::parse(res.body())["body"], "hello");
 }
 
 TEST_F(HttpTest, BearerTokenIsRequiredExceptOnPublicPaths) {
