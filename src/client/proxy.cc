@@ -10,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include "lib/net/accept_retry.h"
 #include "lib/net/listen.h"
 #include "lib/tunnel/tcp_bridge.h"
 
@@ -141,13 +142,8 @@ struct Proxy::State : std::enable_shared_from_this<Proxy::State> {
         return;
       }
       if (ec) {
-        // Out of descriptors, say: try again shortly rather than spin on the error.
-        self->accept_retry.expires_after(std::chrono::milliseconds(100));
-        self->accept_retry.async_wait([self](error_code wait_ec) {
-          if (!wait_ec && !self->stopped) {
-            self->Accept();
-          }
-        });
+        net::RetryAcceptSoon(self->accept_retry, [self] { return self->stopped; },
+                             [self] { self->Accept(); });
         return;
       }
       ++self->connections;

@@ -19,6 +19,7 @@
 
 #include "lib/base/encoding.h"
 #include "lib/channel/audit.h"
+#include "lib/net/accept_retry.h"
 #include "lib/net/listen.h"
 #include "lib/tunnel/message_stream.h"
 
@@ -84,12 +85,8 @@ void AttestationService::State::Accept() {
       return;
     }
     if (ec) {
-      self->accept_retry.expires_after(std::chrono::milliseconds(100));
-      self->accept_retry.async_wait([self](error_code wait_ec) {
-        if (!wait_ec && !self->stopped) {
-          self->Accept();
-        }
-      });
+      net::RetryAcceptSoon(self->accept_retry, [self] { return self->stopped.load(); },
+                           [self] { self->Accept(); });
       return;
     }
     self->OnConnection(std::move(*socket));

@@ -16,6 +16,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include "lib/net/accept_retry.h"
 #include "lib/net/listen.h"
 #include "lib/tunnel/engine.h"
 #include "lib/tunnel/handshake_io.h"
@@ -64,13 +65,8 @@ void Ingress::State::Accept() {
       return;
     }
     if (ec) {
-      // Out of descriptors, say: try again shortly rather than spin on the error.
-      self->accept_retry.expires_after(std::chrono::milliseconds(100));
-      self->accept_retry.async_wait([self](error_code wait_ec) {
-        if (!wait_ec && !self->stopped) {
-          self->Accept();
-        }
-      });
+      net::RetryAcceptSoon(self->accept_retry, [self] { return self->stopped.load(); },
+                           [self] { self->Accept(); });
       return;
     }
     self->OnConnection(std::move(*socket));

@@ -32,6 +32,7 @@
 #include <openssl/ssl.h>
 
 #include "lib/net/framing.h"
+#include "lib/net/accept_retry.h"
 #include "lib/net/listen.h"
 
 namespace enclavia::host {
@@ -48,7 +49,6 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kMaxRequestHeaderSize = 8192;
 // Buffer for records from the enclave: several full records per read (a record is ≤ 64 KiB + 2).
 constexpr size_t kDownBufferSize = 256 * 1024;
-constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
 constexpr std::chrono::milliseconds kMaxCloseGrace{3000};
 constexpr std::string_view kSubprotocol = "enclavia.v1";
 
@@ -641,15 +641,9 @@ void DoAccept(const std::shared_ptr<Relay::State>& state) {
         if (state->stopping.load() || ec == asio::error::operation_aborted) {
           return;
         }
-        if (ec) {
-          // Out of descriptors or a connection aborted before accept: try again shortly rather
-          // than spin.
-          state->accept_retry.expires_after(kAcceptRetryDelay);
-          state->accept_retry.async_wait([state](error_code wait_ec) {
-            if (!wait_ec && !state->stopping.load()) {
-              DoAccept(state);
-            }
-          });
+        if (ec) {  // Out of descriptors, or a connection aborted before accept.
+          net::RetryAcceptSoon(state->accept_retry, [state] { return state->stopping.load(); },
+                               [state] { DoAccept(state); });
           return;
         }
         StartSession(state, std::move(socket));

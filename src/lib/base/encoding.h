@@ -13,6 +13,9 @@
 namespace enclavia {
 
 // HexEncode renders lowercase hex.
+// HexDigitValue is the value of one hex digit (either case), or -1.
+int HexDigitValue(char c);
+
 std::string HexEncode(ByteSpan data);
 // HexDecode accepts upper- or lowercase hex of even length; anything else is kMalformed.
 Result<Bytes> HexDecode(std::string_view hex);

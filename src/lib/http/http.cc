@@ -3,6 +3,8 @@
 // overload; the few that can only throw are caught where they are made.
 #include "lib/http/http.h"
 
+#include "lib/base/encoding.h"
+
 #include <strings.h>
 
 #include <netinet/in.h>
@@ -31,6 +33,7 @@
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
 
+#include "lib/net/accept_retry.h"
 #include "lib/net/listen.h"
 
 namespace enclavia::http {
@@ -46,7 +49,6 @@ using Acceptor = asio::basic_socket_acceptor<asio::generic::stream_protocol>;
 using Endpoint = asio::generic::stream_protocol::endpoint;
 
 constexpr size_t kMaxHeaderSize = 16 * 1024;
-constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
 // After an early error response (401, 413) the rest of the request is drained for at most this
 // long, so the client reads our response instead of a reset.
 constexpr std::chrono::milliseconds kLingerTime{1000};
@@ -59,18 +61,6 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
 
 // PercentDecode decodes %XX and '+' (form encoding); a malformed escape is kept as is.
 std::string PercentDecode(std::string_view s) {
@@ -80,8 +70,8 @@ std::string PercentDecode(std::string_view s) {
     char c = s[i];
     if (c == '+') {
       out.push_back(' ');
-    } else if (c == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2])));
+    } else if (c == '%' && i + 2 < s.size() && HexDigitValue(s[i + 1]) >= 0 && HexDigitValue(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(HexDigitValue(s[i + 1]) * 16 + HexDigitValue(s[i + 2])));
       i += 2;
     } else {
       out.push_back(c);
@@ -494,13 +484,8 @@ void Accept(const std::shared_ptr<Server::State>& state) {
       return;
     }
     if (ec) {
-      // Out of descriptors, say: try again shortly rather than spin on the error.
-      state->accept_retry.expires_after(kAcceptRetryDelay);
-      state->accept_retry.async_wait([state](error_code wait_ec) {
-        if (!wait_ec && !state->stopping.load()) {
-          Accept(state);
-        }
-      });
+      net::RetryAcceptSoon(state->accept_retry, [state] { return state->stopping.load(); },
+                           [state] { Accept(state); });
       return;
     }
     std::make_shared<Session>(state, std::move(*socket))->Start();
