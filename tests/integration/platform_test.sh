@@ -109,7 +109,9 @@ expect 0 "audit document verifies with our nonce" -- enclavia attest verify "$wo
 check "a bad nonce is a 400" [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http_port/.well-known/enclavia/attestation?nonce=zz")" = 400 ]
 
 # ── a second enclave at once: the probe, held to 128 MiB ──────────────────────────────────────
-expect 0 "build probe" -- enclavia build "$build/tests/platform/probe" -o "$work/probe.eif" --no-progress
+mkdir -p "$work/probe"
+cp -r "$build/tests/platform/probe/Enclaviafile" "$build/tests/platform/probe/rootfs" "$work/probe/"
+expect 0 "build probe" -- enclavia build "$work/probe" -o "$work/probe.eif" --no-progress
 expect 0 "deploy probe" -- enclavia deploy "$work/probe.eif" --name probe --memory 128 --json
 cp "$work/out" "$work/probe.json"
 expect 0 "trust probe" -- enclavia trust probe -o "$work/probe.toml"
