@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lib/config/names.h"
 #include "lib/base/encoding.h"
 #include "lib/base/file.h"
 #include "lib/crypto/hash.h"
@@ -153,19 +154,6 @@ int Fail(std::ostream& err, std::string_view command, const Error& error) {
   return 1;
 }
 
-bool ValidName(const std::string& name) {
-  if (name.empty() || name.size() > 63) {
-    return false;
-  }
-  for (size_t i = 0; i < name.size(); ++i) {
-    char c = name[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c == '-' && i > 0);
-    if (!ok) {
-      return false;
-    }
-  }
-  return true;
-}
 
 std::string BinDir() {
   if (const char* env = std::getenv("ENCLAVIA_BIN_DIR"); env != nullptr && *env != '\0') {
@@ -454,7 +442,7 @@ int RunDown(const DownFlags& flags, std::ostream& out, std::ostream& err) {
 }
 
 int RunDeploy(const DeployFlags& flags, std::ostream& out, std::ostream& err) {
-  if (!ValidName(flags.name)) {
+  if (!config::ValidEnclaveName(flags.name)) {
     err << "enclavia deploy: --name must be 1-63 of a-z, 0-9 and '-' (not first)\n";
     return 2;
   }

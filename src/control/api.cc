@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "lib/config/names.h"
 #include "lib/base/encoding.h"
 #include "lib/base/file.h"
 #include "lib/crypto/hash.h"
@@ -156,15 +157,6 @@ Response MethodNotAllowed() { return JsonError(405, "method not allowed"); }
 
 }  // namespace
 
-bool ValidEnclaveName(std::string_view name) {
-  if (name.empty() || name.size() > 63 || name.front() == '-') {
-    return false;
-  }
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-  });
-}
-
 Api::Api(std::string data_dir, Store& store, AgentClient& agent)
     : data_dir_(std::move(data_dir)),
       images_dir_(data_dir_ + "/control/images"),
@@ -203,7 +195,7 @@ Response Api::Handle(const http::Request& request) {
     return method == "GET" ? Events(request) : MethodNotAllowed();
   }
   if (auto route = ParseEnclaveRoute(path)) {
-    if (!ValidEnclaveName(route->name)) {
+    if (!config::ValidEnclaveName(route->name)) {
       return JsonError(404, "no enclave named " + route->name.substr(0, 64));
     }
     if (route->action.empty()) {
@@ -327,7 +319,7 @@ Response Api::Deploy(const http::Request& request) {
   }
   std::string name = Field<std::string>(body, "name", "");
   std::string image_id = Field<std::string>(body, "image", "");
-  if (!ValidEnclaveName(name)) {
+  if (!config::ValidEnclaveName(name)) {
     return JsonError(400, "name must be 1-63 of a-z, 0-9 and '-' (not first)");
   }
   if (!IsLowerHex(image_id) || image_id.size() != 64) {

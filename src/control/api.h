@@ -56,8 +56,6 @@ class Api {
   AgentClient& agent_;
 };
 
-// ValidEnclaveName: 1..63 of a-z, 0-9 and '-', not starting with '-'.
-bool ValidEnclaveName(std::string_view name);
 
 }  // namespace enclavia::control
 

@@ -36,6 +36,7 @@
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
 
+#include "lib/config/names.h"
 #include "lib/base/encoding.h"
 #include "lib/base/file.h"
 #include "lib/channel/audit.h"
@@ -357,19 +358,6 @@ struct Record {
   std::shared_ptr<PublicContext> context;
 };
 
-bool ValidName(std::string_view name) {
-  if (name.empty() || name.size() > 63) {
-    return false;
-  }
-  for (size_t i = 0; i < name.size(); ++i) {
-    char c = name[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c == '-' && i > 0);
-    if (!ok) {
-      return false;
-    }
-  }
-  return true;
-}
 
 json PcrsJson(const std::map<int, std::string>& pcrs) {
   json out = json::object();
@@ -565,7 +553,7 @@ Result<Record> ParseRecord(const json& entry) {
   }
   Record record;
   ASSIGN_OR_RETURN(record.spec.name, GetString(entry, "name", true));
-  if (!ValidName(record.spec.name)) {
+  if (!config::ValidEnclaveName(record.spec.name)) {
     return Error(Code::kMalformed, "bad enclave name " + OneLine(record.spec.name));
   }
   ASSIGN_OR_RETURN(record.spec.eif_path, GetString(entry, "eif", false));
@@ -840,7 +828,7 @@ http::Response Agent::Impl::DoLaunch(const std::string& body) {
   spec.debug = *debug;
   spec.cpus = static_cast<uint32_t>(*cpus);
   spec.memory_mib = *memory;
-  if (!ValidName(spec.name)) {
+  if (!config::ValidEnclaveName(spec.name)) {
     return http::JsonError(400, "bad name \"" + OneLine(spec.name) +
                                     "\": use lowercase letters, digits and '-', at most 63");
   }
@@ -1152,7 +1140,7 @@ void Agent::Impl::RouteApi(http::Request request, http::Reply reply) {
     std::string name = rest.substr(0, rest.find('/'));
     std::string action = rest.size() > name.size() ? rest.substr(name.size() + 1) : "";
     bool has_action = rest.size() > name.size();
-    if (!ValidName(name)) {
+    if (!config::ValidEnclaveName(name)) {
       reply(http::JsonError(404, "no enclave named " + OneLine(name)));
       return;
     }

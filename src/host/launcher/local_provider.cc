@@ -25,6 +25,7 @@
 
 #include "host/launcher/sandbox.h"
 #include "host/nsm/simulator.h"
+#include "lib/config/names.h"
 #include "lib/base/encoding.h"
 #include "lib/base/file.h"
 #include "lib/crypto/random.h"
@@ -284,20 +285,6 @@ Result<void> Spawn(const std::vector<std::string>& args, const std::string& log_
 
 }  // namespace
 
-bool ValidEnclaveName(const std::string& name) {
-  if (name.empty() || name.size() > 63) {
-    return false;
-  }
-  for (size_t i = 0; i < name.size(); ++i) {
-    char c = name[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > 0 && c == '-');
-    if (!ok) {
-      return false;
-    }
-  }
-  return true;
-}
-
 Result<std::unique_ptr<LocalProvider>> LocalProvider::Create(LocalProviderOptions options) {
   if (options.state_dir.empty() || options.ca_dir.empty()) {
     return Error(Code::kInvalidArgument, "local provider: state_dir and ca_dir are required");
@@ -340,7 +327,7 @@ std::string LocalProvider::EnclaveDir(const std::string& name) const {
 }
 
 Result<EnclaveInfo> LocalProvider::Launch(const LaunchSpec& spec) {
-  if (!ValidEnclaveName(spec.name)) {
+  if (!config::ValidEnclaveName(spec.name)) {
     return Error(Code::kInvalidArgument,
                  "invalid enclave name \"" + spec.name + "\": use [a-z0-9][a-z0-9-]{0,62}");
   }
@@ -466,7 +453,7 @@ Result<std::vector<EnclaveInfo>> LocalProvider::List() {
 }
 
 Result<EnclaveInfo> LocalProvider::Describe(const std::string& name) {
-  if (!ValidEnclaveName(name)) {
+  if (!config::ValidEnclaveName(name)) {
     return Error(Code::kNotFound, "no enclave named \"" + name + "\"");
   }
   const std::string dir = EnclaveDir(name);
@@ -478,7 +465,7 @@ Result<EnclaveInfo> LocalProvider::Describe(const std::string& name) {
 }
 
 Result<void> LocalProvider::Terminate(const std::string& name, int grace_ms) {
-  if (!ValidEnclaveName(name)) {
+  if (!config::ValidEnclaveName(name)) {
     return Error(Code::kNotFound, "no enclave named \"" + name + "\"");
   }
   ASSIGN_OR_RETURN(NameLock lock, NameLock::Acquire(options_.state_dir, name));

@@ -60,8 +60,6 @@ class LocalProvider final : public Provider {
   std::string instance_id_;
 };
 
-// ValidEnclaveName reports whether `name` matches [a-z0-9][a-z0-9-]{0,62}.
-bool ValidEnclaveName(const std::string& name);
 
 }  // namespace enclavia::host
 

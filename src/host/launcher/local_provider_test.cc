@@ -29,6 +29,7 @@
 #include <gtest/gtest.h>
 
 #include "host/launcher/sandbox.h"
+#include "lib/config/names.h"
 #include "lib/attestation/verifier.h"
 #include "lib/base/encoding.h"
 #include "lib/base/file.h"
@@ -547,7 +548,7 @@ TEST_F(LocalProviderTest, RefusesBadNamesAndAnswersUnknownNames) {
     ASSERT_FALSE(info) << name;
     EXPECT_EQ(info.error().code(), Code::kInvalidArgument) << name;
   }
-  EXPECT_TRUE(ValidEnclaveName("web-1"));
+  EXPECT_TRUE(config::ValidEnclaveName("web-1"));
   EXPECT_EQ(Provider().Describe("nope").error().code(), Code::kNotFound);
   EXPECT_EQ(Provider().Terminate("nope").error().code(), Code::kNotFound);
   EXPECT_EQ(Provider().Console("nope", 0).error().code(), Code::kNotFound);

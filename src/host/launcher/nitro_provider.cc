@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lib/config/names.h"
 #include "lib/base/encoding.h"
 #include "lib/eif/reader.h"
 #include "lib/sys/fd.h"
@@ -444,15 +445,6 @@ auto Guarded(std::string_view what, F f) -> decltype(f()) {
 
 // ---------------------------------------------------------------------------------------------
 
-bool ValidName(std::string_view name) {
-  if (name.empty() || name.size() > 63) {
-    return false;
-  }
-  const auto lower_digit = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
-  return lower_digit(name[0]) &&
-         std::all_of(name.begin(), name.end(), [&](char c) { return lower_digit(c) || c == '-'; });
-}
-
 std::string PcrHex(const Bytes& b) { return HexEncode(b); }
 
 }  // namespace
@@ -572,7 +564,7 @@ Result<EnclaveInfo> NitroProvider::Describe(const std::string& name) {
 }
 
 Result<EnclaveInfo> NitroProvider::Launch(const LaunchSpec& spec) {
-  if (!ValidName(spec.name)) {
+  if (!config::ValidEnclaveName(spec.name)) {
     return Error(Code::kInvalidArgument,
                  "bad enclave name \"" + OneLine(spec.name) + "\": use [a-z0-9][a-z0-9-]{0,62}");
   }
