@@ -511,6 +511,10 @@ TEST_F(RelayTest, OverMaxConnectionsGets503UntilASlotFrees) {
   PlainClient b;
   ASSERT_FALSE(a.Connect(port()));
   ASSERT_FALSE(b.Connect(port()));
+  // A round trip each: both sessions have left the handshake phase (whose own cap would close a
+  // third connection at once, without the 503), so the connection limit is what refuses c.
+  ExpectEcho(a, ToBytes("a0"));
+  ExpectEcho(b, ToBytes("b0"));
   PlainClient c;
   EXPECT_EQ(c.Connect(port()), websocket::error::upgrade_declined);
   EXPECT_EQ(c.response().result(), http::status::service_unavailable);
