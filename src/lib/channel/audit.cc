@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "lib/cbor/cbor.h"
+#include "lib/channel/internal/canonical.h"
 #include "lib/channel/protocol.h"
 
 namespace enclavia::channel {
@@ -18,43 +19,12 @@ Error Malformed(std::string_view what) {
   return Error(Code::kMalformed, "audit: " + std::string(what));
 }
 
-// DecodeCanonical decodes `data` as a definite-length map whose keys are all in `keys` and
-// whose encoding is the deterministic one (one message, one byte form), with "v" = 1.
 Result<Value> DecodeCanonical(ByteSpan data, std::string_view name,
                               std::initializer_list<std::string_view> keys) {
-  cbor::DecodeOptions options;
-  options.allow_indefinite = false;
-  options.allow_undefined = false;
-  options.max_depth = 4;
-  options.max_items = 2 * kMaxChainEntries + 16;
-  auto value = cbor::Decode(data, options);
-  if (!value) {
-    return Malformed(std::string(name) + " is not CBOR: " + value.error().message());
-  }
-  if (!value->is_map()) {
-    return Malformed(std::string(name) + " is not a map");
-  }
-  if (cbor::Encode(*value) != Bytes(data.begin(), data.end())) {
-    return Malformed(std::string(name) + " is not in deterministic encoding");
-  }
-  for (const auto& [k, v] : value->as_map()) {
-    bool known = false;
-    for (std::string_view key : keys) {
-      known = known || (k.is_text() && k.as_text() == key);
-    }
-    if (!known) {
-      return Malformed(std::string(name) + " has an unknown key");
-    }
-  }
-  const Value* version = value->Find("v");
-  if (version == nullptr || !version->is_unsigned()) {
-    return Malformed(std::string(name) + " has no version");
-  }
-  if (version->as_uint() != kProtocolVersion) {
-    return Error(Code::kUnsupported, "audit: " + std::string(name) + " has version " +
-                                         std::to_string(version->as_uint()) + ", expected 1");
-  }
-  return value;
+  cbor::DecodeOptions limits;
+  limits.max_depth = 4;
+  limits.max_items = 2 * kMaxChainEntries + 16;
+  return internal::DecodeCanonical(data, "audit", name, keys, limits);
 }
 
 }  // namespace

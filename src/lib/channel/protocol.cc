@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "lib/cbor/cbor.h"
+#include "lib/channel/internal/canonical.h"
 
 namespace enclavia::channel {
 namespace {
@@ -15,43 +16,9 @@ Error Malformed(std::string_view what) {
   return Error(Code::kMalformed, "channel: " + std::string(what));
 }
 
-// DecodeCanonical decodes a definite-length map and insists that re-encoding gives the same
-// bytes: one payload, one encoding (no smuggled alternatives for a tamperer to play with).
 Result<Value> DecodeCanonical(ByteSpan payload, std::string_view name,
                               std::initializer_list<std::string_view> keys) {
-  cbor::DecodeOptions options;
-  options.allow_indefinite = false;
-  options.allow_undefined = false;
-  auto value = cbor::Decode(payload, options);
-  if (!value) {
-    return Malformed(std::string(name) + " is not CBOR: " + value.error().message());
-  }
-  if (!value->is_map()) {
-    return Malformed(std::string(name) + " is not a map");
-  }
-  if (cbor::Encode(*value) != Bytes(payload.begin(), payload.end())) {
-    return Malformed(std::string(name) + " is not in deterministic encoding");
-  }
-  for (const auto& [k, v] : value->as_map()) {
-    bool known = false;
-    for (std::string_view key : keys) {
-      known = known || (k.is_text() && k.as_text() == key);
-    }
-    if (!known) {
-      return Malformed(std::string(name) + " has an unknown key");
-    }
-  }
-  const Value* version = value->Find("v");
-  if (version == nullptr || !version->is_unsigned()) {
-    return Malformed(std::string(name) + " has no version");
-  }
-  auto v = version->AsInt64();
-  if (!v || *v != static_cast<int64_t>(kProtocolVersion)) {
-    return Error(Code::kUnsupported, "channel: " + std::string(name) + " has protocol version " +
-                                         (v ? std::to_string(*v) : std::string("?")) +
-                                         ", expected 1");
-  }
-  return value;
+  return internal::DecodeCanonical(payload, "channel", name, keys);
 }
 
 }  // namespace
