@@ -157,6 +157,14 @@ Response MethodNotAllowed() { return JsonError(405, "method not allowed"); }
 
 }  // namespace
 
+Result<EnclaveRow> Api::StoredEnclave(const std::string& name) {
+  ASSIGN_OR_RETURN(std::optional<EnclaveRow> row, store_.GetEnclave(name));
+  if (!row) {
+    return Error(Code::kNotFound, "no enclave named " + name);
+  }
+  return std::move(*row);
+}
+
 Api::Api(std::string data_dir, Store& store, AgentClient& agent)
     : data_dir_(std::move(data_dir)),
       images_dir_(data_dir_ + "/control/images"),
@@ -431,19 +439,16 @@ Response Api::ListEnclaves() {
 }
 
 Response Api::GetEnclave(const std::string& name) {
-  auto row = store_.GetEnclave(name);
+  auto row = StoredEnclave(name);
   if (!row) {
     return http::FromError(row.error());
   }
-  if (!*row) {
-    return JsonError(404, "no enclave named " + name);
-  }
   auto view = agent_.Get(name);
   if (!view) {
-    json e = EnclaveJson(**row, nullptr);
+    json e = EnclaveJson(*row, nullptr);
     if (view.error().code() == Code::kNotFound) {
-      Refresh(**row, json{{"state", "stopped"}});
-      e = EnclaveJson(**row, nullptr);
+      Refresh(*row, json{{"state", "stopped"}});
+      e = EnclaveJson(*row, nullptr);
       e["error"] = "the host agent does not know this enclave";
     } else {
       e["state"] = "unknown";
@@ -451,17 +456,14 @@ Response Api::GetEnclave(const std::string& name) {
     }
     return Json(200, e);
   }
-  Refresh(**row, *view);
-  return Json(200, EnclaveJson(**row, &*view));
+  Refresh(*row, *view);
+  return Json(200, EnclaveJson(*row, &*view));
 }
 
 Response Api::RemoveEnclave(const std::string& name) {
-  auto row = store_.GetEnclave(name);
+  auto row = StoredEnclave(name);
   if (!row) {
     return http::FromError(row.error());
-  }
-  if (!*row) {
-    return JsonError(404, "no enclave named " + name);
   }
   auto removed = agent_.Remove(name);
   if (!removed && removed.error().code() != Code::kNotFound) {
@@ -478,31 +480,25 @@ Response Api::RemoveEnclave(const std::string& name) {
 }
 
 Response Api::RestartEnclave(const std::string& name) {
-  auto row = store_.GetEnclave(name);
+  auto row = StoredEnclave(name);
   if (!row) {
     return http::FromError(row.error());
-  }
-  if (!*row) {
-    return JsonError(404, "no enclave named " + name);
   }
   auto view = agent_.Restart(name);
   if (!view) {
     return http::FromError(view.error());
   }
-  (void)store_.AddEvent(name, "restart", "restarted from image " + (*row)->image);
-  Refresh(**row, *view);
-  return Json(200, EnclaveJson(**row, &*view));
+  (void)store_.AddEvent(name, "restart", "restarted from image " + row->image);
+  Refresh(*row, *view);
+  return Json(200, EnclaveJson(*row, &*view));
 }
 
 Response Api::Logs(const std::string& name, const http::Request& request) {
-  auto row = store_.GetEnclave(name);
+  auto row = StoredEnclave(name);
   if (!row) {
     return http::FromError(row.error());
   }
-  if (!*row) {
-    return JsonError(404, "no enclave named " + name);
-  }
-  if (!(*row)->debug) {
+  if (!row->debug) {
     return JsonError(409, name + " is not a debug enclave: its output never leaves it (deploy with "
                              "--debug to see logs)");
   }
@@ -560,30 +556,27 @@ Result<std::vector<std::string>> Api::TrustRoots() {
 }
 
 Response Api::Trust(const std::string& name) {
-  auto row = store_.GetEnclave(name);
+  auto row = StoredEnclave(name);
   if (!row) {
     return http::FromError(row.error());
   }
-  if (!*row) {
-    return JsonError(404, "no enclave named " + name);
-  }
   auto view = agent_.Get(name);
   if (view) {
-    Refresh(**row, *view);
+    Refresh(*row, *view);
   }
-  json pcrs = ParseOr((*row)->pcrs_json, json::object());
+  json pcrs = ParseOr(row->pcrs_json, json::object());
   auto roots = TrustRoots();
   if (!roots) {
     return http::FromError(roots.error());
   }
-  std::string toml = "# Trust file for enclave " + name + " (image " + (*row)->image +
+  std::string toml = "# Trust file for enclave " + name + " (image " + row->image +
                      "), written by enclavia-control.\n";
   toml += "roots = [";
   for (size_t i = 0; i < roots->size(); ++i) {
     toml += (i > 0 ? ", " : "") + TomlString((*roots)[i]);
   }
   toml += "]\nmax_age = \"1h\"\nfresh = false\n";
-  toml += std::string("allow_debug = ") + ((*row)->debug ? "true" : "false") + "\n\n[[accept]]\n";
+  toml += std::string("allow_debug = ") + (row->debug ? "true" : "false") + "\n\n[[accept]]\n";
   int listed = 0;
   for (const char* index : {"0", "1", "2", "8"}) {
     std::string value = pcrs.is_object() ? Field<std::string>(pcrs, index, "") : "";

@@ -35,6 +35,8 @@ class Api {
   http::Response UploadImage(const http::Request& request);
   http::Response ListImages();
   http::Response GetImage(const std::string& id);
+  // StoredEnclave is enclave `name`'s row; kNotFound "no enclave named NAME" (a 404) if none.
+  Result<EnclaveRow> StoredEnclave(const std::string& name);
   http::Response Deploy(const http::Request& request);
   http::Response ListEnclaves();
   http::Response GetEnclave(const std::string& name);
