@@ -24,6 +24,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
@@ -209,13 +210,33 @@ class World {
     return offset >= text.size() ? std::string() : text.substr(offset);
   }
 
-  // Crash stops an enclave's daemon; the provider still lists it, as stopped.
+  // Crash stops an enclave's daemon; the provider still lists it, as stopped. Daemon::Stop closes
+  // the listeners on their executors, so Crash returns only once both sockets refuse connections.
   void Crash(const std::string& name) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto& enclave = enclaves_.at(name);
-    enclave.daemon->Stop();
-    enclave.info.state = EnclaveState::kStopped;
-    enclave.info.exit_status = 1;
+    std::string vsock;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto& enclave = enclaves_.at(name);
+      enclave.daemon->Stop();
+      enclave.info.state = EnclaveState::kStopped;
+      enclave.info.exit_status = 1;
+      vsock = enclave.info.endpoint.local_dir;
+    }
+    for (const char* port : {"/5000.sock", "/5001.sock"}) {
+      auto deadline = std::chrono::steady_clock::now() + 10s;
+      while (Accepts(vsock + port) && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(5ms);
+      }
+      ASSERT_FALSE(Accepts(vsock + port)) << vsock << port << " still accepts after Stop";
+    }
+  }
+
+  static bool Accepts(const std::string& path) {
+    asio::io_context io;
+    asio::local::stream_protocol::socket socket(io);
+    error_code ec;
+    socket.connect(asio::local::stream_protocol::endpoint(path), ec);
+    return !ec;
   }
 
   // StaticKey is the running enclave's Noise public key (what its documents must carry).
