@@ -140,9 +140,40 @@ int main(int argc, char** argv) {
   dp->add_option("--cpus", deploy.cpus, "vCPUs (default: the image's)");
   dp->add_option("--memory", deploy.memory_mib, "Memory in MiB (default: the image's)");
   dp->add_flag("--json", deploy.json, "Print the enclave as JSON");
+  dp->add_option("--storage", deploy.storage,
+                 "Attach an encrypted, rollback-proof volume of SIZE (e.g. 1G), mounted at the "
+                 "image's [storage] path");
+  dp->add_option("--backend", deploy.backend,
+                 "Where the host keeps the volume: dir[:PATH] (default) or s3://BUCKET[/PREFIX]");
+  dp->add_option("--witnesses", deploy.witnesses,
+                 "Anti-rollback witness enclaves for the volume (default 1; 0 = none)");
   dp->add_option("--data-dir", deploy.data_dir, data_dir_help);
 
   enclavia::cli::EnclaveFlags ef;
+  enclavia::cli::StorageFlags storage;
+  CLI::App* st = app.add_subcommand("storage", "Volumes: ls, inspect, snapshot, backup, recover, keygen");
+  st->require_subcommand(1);
+  st->add_option("--data-dir", storage.data_dir, data_dir_help);
+  CLI::App* st_ls = st->add_subcommand("ls", "List the volumes and their state");
+  st_ls->add_flag("--json", storage.json, "Print JSON");
+  CLI::App* st_in = st->add_subcommand("inspect", "Show one volume (JSON)");
+  st_in->add_option("NAME", storage.name, "Enclave name")->required();
+  CLI::App* st_sn = st->add_subcommand("snapshot", "Copy a volume's objects aside (host side)");
+  st_sn->add_option("NAME", storage.name, "Enclave name")->required();
+  st_sn->add_option("--tag", storage.tag, "Snapshot name (a-z, 0-9, -)")->required();
+  CLI::App* st_bk = st->add_subcommand("backup", "Copy a volume's objects to a directory or bucket");
+  st_bk->add_option("NAME", storage.name, "Enclave name")->required();
+  st_bk->add_option("--to", storage.to, "dir:/PATH or s3://BUCKET[/PREFIX]")->required();
+  CLI::App* st_rc = st->add_subcommand(
+      "recover", "Owner-signed recovery after every witness lost its state; restarts the enclave");
+  st_rc->add_option("NAME", storage.name, "Enclave name")->required();
+  st_rc->add_option("--key", storage.key, "The owner's Ed25519 key (PEM), from storage keygen")
+      ->required();
+  st_rc->add_option("--version", storage.version, "Stored version to accept (default: newest)");
+  st_rc->add_flag("!--no-restart", storage.restart, "Only record the statement");
+  CLI::App* st_kg = st->add_subcommand("keygen", "Make an owner key for [storage] recovery_key");
+  st_kg->add_option("-o", storage.key, "Where to write the private key (PEM)")->required();
+
   CLI::App* ls = app.add_subcommand("ls", "List enclaves");
   ls->add_flag("--json", ef.json, "Print JSON");
   ls->add_option("--data-dir", ef.data_dir, data_dir_help);
@@ -196,6 +227,26 @@ int main(int argc, char** argv) {
   }
   if (dp->parsed()) {
     return enclavia::cli::RunDeploy(deploy, std::cout, std::cerr);
+  }
+  if (st->parsed()) {
+    std::ostream& out = std::cout;
+    std::ostream& err = std::cerr;
+    if (st_ls->parsed()) {
+      return enclavia::cli::RunStorageList(storage, out, err);
+    }
+    if (st_in->parsed()) {
+      return enclavia::cli::RunStorageInspect(storage, out, err);
+    }
+    if (st_sn->parsed()) {
+      return enclavia::cli::RunStorageSnapshot(storage, out, err);
+    }
+    if (st_bk->parsed()) {
+      return enclavia::cli::RunStorageBackup(storage, out, err);
+    }
+    if (st_rc->parsed()) {
+      return enclavia::cli::RunStorageRecover(storage, out, err);
+    }
+    return enclavia::cli::RunStorageKeygen(storage, out, err);
   }
   if (ls->parsed()) {
     return enclavia::cli::RunList(ef, std::cout, std::cerr);

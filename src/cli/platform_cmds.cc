@@ -21,7 +21,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lib/blockstore/format.h"
+#include "lib/builder/witness.h"
+#include "lib/crypto/keys.h"
 #include "lib/config/names.h"
+#include "lib/transport/transport.h"
 #include "lib/base/encoding.h"
 #include "lib/base/file.h"
 #include "lib/crypto/hash.h"
@@ -441,35 +445,142 @@ int RunDown(const DownFlags& flags, std::ostream& out, std::ostream& err) {
   return failures == 0 ? 0 : 1;
 }
 
+namespace {
+
+// UploadImage sends an EIF to the control plane unless it holds it already (images are
+// content-addressed) and returns its id.
+Result<std::string> UploadImage(const Api& control, const std::string& file,
+                                const std::string& name) {
+  ASSIGN_OR_RETURN(auto digest, crypto::HashFile(crypto::HashAlgorithm::kSha256, file));
+  std::string image_id = HexEncode(digest);
+  if (!Call(control, "GET", "/v1/images/" + image_id)) {
+    // Streamed from the file; the control plane spools it to disk and checks it.
+    http::Request upload;
+    upload.method = "POST";
+    upload.target = "/v1/images?name=" + name;
+    upload.body_file = file;
+    upload.headers["content-type"] = "application/octet-stream";
+    RETURN_IF_ERROR(Send(control, upload, std::chrono::minutes(10)));
+  }
+  return image_id;
+}
+
+// EnsureWitnesses makes sure enclaves witness-1..count run the built-in witness image (built
+// here, reproducibly, into DATA/witness.eif) and returns their names.
+Result<json> EnsureWitnesses(const Api& control, const std::string& data_dir, uint32_t count,
+                             std::ostream& err) {
+  json names = json::array();
+  std::string image_id;
+  for (uint32_t i = 1; i <= count; ++i) {
+    std::string name = "witness-" + std::to_string(i);
+    names.push_back(name);
+    auto existing = CallJson(control, "GET", "/v1/enclaves/" + name);
+    if (existing) {
+      if (Str(*existing, "state") != "running") {
+        RETURN_IF_ERROR(Call(control, "POST", "/v1/enclaves/" + name + "/restart"));
+      }
+      continue;
+    }
+    if (existing.error().code() != Code::kNotFound) {
+      return std::move(existing).error();
+    }
+    if (image_id.empty()) {
+      ASSIGN_OR_RETURN(builder::Environment env, builder::DefaultEnvironment());
+      std::string eif = data_dir + "/witness.eif";
+      ASSIGN_OR_RETURN(builder::BuildResult built, builder::BuildWitnessImage(env, eif));
+      err << "enclavia deploy: built the witness image (PCR0 "
+          << Short(HexEncode(built.measurements.pcr0)) << ")\n";
+      ASSIGN_OR_RETURN(image_id, UploadImage(control, eif, "enclavia-witness"));
+    }
+    json request = {{"name", name}, {"image", image_id}};
+    ASSIGN_OR_RETURN(json started, CallJson(control, "POST", "/v1/enclaves", request.dump()));
+    std::string url = Str(started, "url");
+    if (!url.empty() && !WaitReachable(url)) {
+      return Error(Code::kUnavailable, name + " did not answer within 30 s");
+    }
+    err << "enclavia deploy: started " << name << " (anti-rollback witness)\n";
+  }
+  return names;
+}
+
+}  // namespace
+
+Result<uint64_t> ParseSize(std::string_view text) {
+  if (text.empty()) {
+    return Error(Code::kInvalidArgument, "empty size");
+  }
+  uint64_t unit = 1;
+  char last = text.back();
+  if (last == 'K' || last == 'M' || last == 'G' || last == 'T' || last == 'k' || last == 'm' ||
+      last == 'g' || last == 't') {
+    int shift = (last == 'K' || last == 'k')   ? 10
+                : (last == 'M' || last == 'm') ? 20
+                : (last == 'G' || last == 'g') ? 30
+                                               : 40;
+    unit = uint64_t{1} << shift;
+    text.remove_suffix(1);
+  }
+  if (text.empty() || text.size() > 15) {
+    return Error(Code::kInvalidArgument, "bad size");
+  }
+  uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') {
+      return Error(Code::kInvalidArgument, "bad size: use a number with K, M, G or T");
+    }
+    value = value * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (value > UINT64_MAX / unit) {
+    return Error(Code::kInvalidArgument, "size too large");
+  }
+  return value * unit;
+}
+
 int RunDeploy(const DeployFlags& flags, std::ostream& out, std::ostream& err) {
   if (!config::ValidEnclaveName(flags.name)) {
     err << "enclavia deploy: --name must be 1-63 of a-z, 0-9 and '-' (not first)\n";
+    return 2;
+  }
+  json storage = json::object();
+  if (!flags.storage.empty()) {
+    auto size = ParseSize(flags.storage);
+    if (!size || *size == 0 || *size % 4096 != 0) {
+      err << "enclavia deploy: --storage must be a size such as 1G or 512M (a multiple of 4 KiB)\n";
+      return 2;
+    }
+    if (flags.witnesses > transport::kMaxWitnesses) {
+      err << "enclavia deploy: --witnesses must be 0.." << transport::kMaxWitnesses << "\n";
+      return 2;
+    }
+    storage["size_bytes"] = *size;
+    storage["backend"] = flags.backend.empty() ? std::string("dir") : flags.backend;
+    storage["witnesses"] = json::array();
+  } else if (!flags.backend.empty()) {
+    err << "enclavia deploy: --backend needs --storage SIZE\n";
     return 2;
   }
   auto control = FindControl(DataDir(flags.data_dir));
   if (!control) {
     return Fail(err, "deploy", control.error());
   }
-  // Images are content-addressed: one the control plane already holds is not sent again.
-  auto digest = crypto::HashFile(crypto::HashAlgorithm::kSha256, flags.file);
-  if (!digest) {
-    return Fail(err, "deploy", digest.error());
+  auto image = UploadImage(*control, flags.file, flags.name);
+  if (!image) {
+    return Fail(err, "deploy", image.error());
   }
-  std::string image_id = HexEncode(*digest);
-  if (!Call(*control, "GET", "/v1/images/" + image_id)) {
-    // Streamed from the file; the control plane spools it to disk and checks it.
-    http::Request upload;
-    upload.method = "POST";
-    upload.target = "/v1/images?name=" + flags.name;
-    upload.body_file = flags.file;
-    upload.headers["content-type"] = "application/octet-stream";
-    auto uploaded = Send(*control, upload, std::chrono::minutes(10));
-    if (!uploaded) {
-      return Fail(err, "deploy", uploaded.error());
+  const std::string& image_id = *image;
+  if (!storage.empty() && flags.witnesses > 0) {
+    // The anti-rollback witnesses are enclaves too: started once per machine and shared.
+    auto witnesses = EnsureWitnesses(*control, DataDir(flags.data_dir), flags.witnesses, err);
+    if (!witnesses) {
+      return Fail(err, "deploy", witnesses.error());
     }
+    storage["witnesses"] = *witnesses;
   }
   json request = {{"name", flags.name},   {"image", image_id},       {"debug", flags.debug},
                   {"cpus", flags.cpus},   {"memory_mib", flags.memory_mib}};
+  if (!storage.empty()) {
+    request["storage"] = storage;
+  }
   auto enclave = CallJson(*control, "POST", "/v1/enclaves", request.dump());
   if (!enclave) {
     return Fail(err, "deploy", enclave.error());
@@ -600,6 +711,184 @@ int RunTrust(const EnclaveFlags& flags, std::ostream& out, std::ostream& err) {
   }
   out << "enclavia trust: wrote " << flags.output << " (" << flags.name
       << "'s PCRs and the host's attestation root)\n";
+  return 0;
+}
+
+namespace {
+
+Result<Api> FindHost(const std::string& data_dir) {
+  return FindApi(data_dir, "host", "the host agent");
+}
+
+std::string Bytes2(uint64_t n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  std::ostringstream o;
+  o << std::fixed << std::setprecision(u == 0 ? 0 : 1) << v << " " << units[u];
+  return o.str();
+}
+
+}  // namespace
+
+int RunStorageList(const StorageFlags& flags, std::ostream& out, std::ostream& err) {
+  auto host = FindHost(DataDir(flags.data_dir));
+  if (!host) {
+    return Fail(err, "storage ls", host.error());
+  }
+  auto list = CallJson(*host, "GET", "/v1/volumes");
+  if (!list || !list->is_array()) {
+    return Fail(err, "storage ls", list ? Error(Code::kMalformed, "not a list") : list.error());
+  }
+  if (flags.json) {
+    out << list->dump(2) << "\n";
+    return 0;
+  }
+  out << std::left << std::setw(20) << "NAME" << std::setw(10) << "SIZE" << std::setw(22)
+      << "BACKEND" << std::setw(10) << "VERSION" << "STATE\n";
+  for (const json& v : *list) {
+    const json& status = v.contains("status") && v["status"].is_object() ? v["status"] : json();
+    std::string state = status.is_object() && status.contains("state")
+                            ? status["state"].get<std::string>()
+                            : "unknown";
+    if (state == "error" && status.contains("error")) {
+      state += ": " + status["error"].get<std::string>();
+    } else if (status.is_object() && status.contains("protection")) {
+      state += ", " + status["protection"].get<std::string>();
+    }
+    out << std::left << std::setw(20) << Str(v, "name") << std::setw(10)
+        << Bytes2(v.value("size_bytes", uint64_t{0})) << std::setw(22) << Str(v, "backend")
+        << std::setw(10)
+        << (status.is_object() && status.contains("version")
+                ? std::to_string(status["version"].get<uint64_t>())
+                : std::string("-"))
+        << state << "\n";
+  }
+  return 0;
+}
+
+int RunStorageInspect(const StorageFlags& flags, std::ostream& out, std::ostream& err) {
+  auto host = FindHost(DataDir(flags.data_dir));
+  if (!host) {
+    return Fail(err, "storage inspect", host.error());
+  }
+  auto volume = CallJson(*host, "GET", "/v1/volumes/" + flags.name);
+  if (!volume) {
+    return Fail(err, "storage inspect", volume.error());
+  }
+  out << volume->dump(2) << "\n";
+  return 0;
+}
+
+int RunStorageSnapshot(const StorageFlags& flags, std::ostream& out, std::ostream& err) {
+  auto host = FindHost(DataDir(flags.data_dir));
+  if (!host) {
+    return Fail(err, "storage snapshot", host.error());
+  }
+  json body = {{"tag", flags.tag}};
+  auto done = CallJson(*host, "POST", "/v1/volumes/" + flags.name + "/snapshot", body.dump());
+  if (!done) {
+    return Fail(err, "storage snapshot", done.error());
+  }
+  out << "snapshot " << flags.tag << " of " << flags.name << ": " << done->value("objects", 0)
+      << " objects in " << Str(*done, "to") << "\n";
+  return 0;
+}
+
+int RunStorageBackup(const StorageFlags& flags, std::ostream& out, std::ostream& err) {
+  auto host = FindHost(DataDir(flags.data_dir));
+  if (!host) {
+    return Fail(err, "storage backup", host.error());
+  }
+  json body = {{"to", flags.to}};
+  auto done = CallJson(*host, "POST", "/v1/volumes/" + flags.name + "/backup", body.dump());
+  if (!done) {
+    return Fail(err, "storage backup", done.error());
+  }
+  out << "backup of " << flags.name << ": " << done->value("objects", 0) << " objects to "
+      << Str(*done, "to") << " (ciphertext; restoring it is a rollback the witnesses refuse "
+      << "without `enclavia storage recover`)\n";
+  return 0;
+}
+
+int RunStorageRecover(const StorageFlags& flags, std::ostream& out, std::ostream& err) {
+  auto pem = ReadFile(flags.key, 64 * 1024);
+  if (!pem) {
+    return Fail(err, "storage recover", pem.error());
+  }
+  auto owner = crypto::PrivateKey::FromPem(AsString(*pem));
+  if (!owner || owner->algorithm() != crypto::SignatureAlgorithm::kEd25519) {
+    err << "enclavia storage recover: " << flags.key << " is not an Ed25519 private key (PEM)\n";
+    return 1;
+  }
+  auto host = FindHost(DataDir(flags.data_dir));
+  if (!host) {
+    return Fail(err, "storage recover", host.error());
+  }
+  std::string target = "/v1/volumes/" + flags.name + "/recovery";
+  if (flags.version != 0) {
+    target += "?version=" + std::to_string(flags.version);
+  }
+  auto info = CallJson(*host, "GET", target);
+  if (!info) {
+    return Fail(err, "storage recover", info.error());
+  }
+  blockstore::RecoveryStatement statement;
+  auto id = HexDecode(Str(*info, "volume_id"));
+  auto hash = HexDecode(Str(*info, "superblock_hash"));
+  if (!id || id->size() != statement.volume_id.size() || !hash ||
+      hash->size() != statement.superblock_hash.size()) {
+    return Fail(err, "storage recover", Error(Code::kMalformed, "the host's answer is malformed"));
+  }
+  std::copy(id->begin(), id->end(), statement.volume_id.begin());
+  std::copy(hash->begin(), hash->end(), statement.superblock_hash.begin());
+  statement.version = info->value("version", uint64_t{0});
+  auto signed_statement = blockstore::MakeRecoveryStatement(*owner, statement);
+  if (!signed_statement) {
+    return Fail(err, "storage recover", signed_statement.error());
+  }
+  json body = {{"statement", HexEncode(*signed_statement)}};
+  auto set = CallJson(*host, "POST", "/v1/volumes/" + flags.name + "/recover", body.dump());
+  if (!set) {
+    return Fail(err, "storage recover", set.error());
+  }
+  out << "signed the recovery of volume " << flags.name << " at version " << statement.version
+      << " (superblock " << Short(Str(*info, "superblock_hash")) << ")\n";
+  if (flags.restart) {
+    auto control = FindControl(DataDir(flags.data_dir));
+    if (!control) {
+      return Fail(err, "storage recover", control.error());
+    }
+    auto restarted = Call(*control, "POST", "/v1/enclaves/" + flags.name + "/restart");
+    if (!restarted) {
+      return Fail(err, "storage recover", restarted.error());
+    }
+    out << "restarted " << flags.name << ": it mounts version " << statement.version
+        << " under a new epoch and re-registers it with its witnesses\n";
+  }
+  return 0;
+}
+
+int RunStorageKeygen(const StorageFlags& flags, std::ostream& out, std::ostream& err) {
+  if (flags.key.empty()) {
+    err << "enclavia storage keygen: -o FILE is required\n";
+    return 2;
+  }
+  auto key = crypto::PrivateKey::Generate(crypto::SignatureAlgorithm::kEd25519);
+  auto pem = key.ToPem();
+  if (!pem) {
+    return Fail(err, "storage keygen", pem.error());
+  }
+  auto written = WriteFileAtomic(flags.key, pem->Expose(), 0600);
+  if (!written) {
+    return Fail(err, "storage keygen", written.error());
+  }
+  out << "owner key written to " << flags.key << "; put this in the Enclaviafile:\n"
+      << "[storage]\nrecovery_key = \"" << HexEncode(key.public_key().ToRaw()) << "\"\n";
   return 0;
 }
 

@@ -5,6 +5,9 @@
 #include <cstdint>
 #include <iosfwd>
 #include <string>
+#include <string_view>
+
+#include "lib/base/result.h"
 
 // The platform commands: `enclavia up | down | deploy | ls | inspect | logs | restart | rm |
 // trust`. They talk to the control plane (docs/platform-api.md) found through the data directory.
@@ -38,7 +41,15 @@ struct DeployFlags {
   uint64_t memory_mib = 0;
   bool json = false;
   bool wait = true;  // Wait (≤ 30 s) until the enclave's relay answers /healthz.
+  // --storage SIZE: attach a volume of SIZE ("1G", "512M", bytes; a multiple of 4 KiB).
+  std::string storage;
+  std::string backend;     // --backend dir[:PATH] | s3://BUCKET[/PREFIX]; default dir.
+  uint32_t witnesses = 1;  // --witnesses N: anti-rollback witness enclaves (0..7).
 };
+
+// ParseSize reads "4096", "512K", "64M", "1G", "2T" (binary units) into bytes; kInvalidArgument
+// for anything else or an overflow.
+Result<uint64_t> ParseSize(std::string_view text);
 int RunDeploy(const DeployFlags& flags, std::ostream& out, std::ostream& err);
 
 struct EnclaveFlags {
@@ -54,6 +65,26 @@ int RunLogs(const EnclaveFlags& flags, std::ostream& out, std::ostream& err);
 int RunRestart(const EnclaveFlags& flags, std::ostream& out, std::ostream& err);
 int RunRemove(const EnclaveFlags& flags, std::ostream& out, std::ostream& err);
 int RunTrust(const EnclaveFlags& flags, std::ostream& out, std::ostream& err);
+
+// `enclavia storage ...` (docs/storage.md): volumes as the host agent keeps them.
+struct StorageFlags {
+  std::string data_dir;
+  std::string name;     // The enclave whose volume (all but ls, keygen).
+  std::string tag;      // snapshot --tag
+  std::string to;       // backup --to dir:/PATH | s3://BUCKET[/PREFIX]
+  uint64_t version = 0; // recover --version (0: the newest stored)
+  std::string key;      // recover --key: the owner's Ed25519 key (PEM); keygen -o
+  bool json = false;
+  bool restart = true;  // recover: restart the enclave so that it mounts the recovered version
+};
+int RunStorageList(const StorageFlags& flags, std::ostream& out, std::ostream& err);
+int RunStorageInspect(const StorageFlags& flags, std::ostream& out, std::ostream& err);
+int RunStorageSnapshot(const StorageFlags& flags, std::ostream& out, std::ostream& err);
+int RunStorageBackup(const StorageFlags& flags, std::ostream& out, std::ostream& err);
+int RunStorageRecover(const StorageFlags& flags, std::ostream& out, std::ostream& err);
+// keygen writes a new Ed25519 owner key (PEM, 0600) to flags.key and prints the public key to
+// put in the Enclaviafile's [storage] recovery_key.
+int RunStorageKeygen(const StorageFlags& flags, std::ostream& out, std::ostream& err);
 
 }  // namespace enclavia::cli
 

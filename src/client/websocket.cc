@@ -5,7 +5,9 @@
 #include <charconv>
 #include <optional>
 #include <utility>
+#include <vector>
 
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -22,6 +24,11 @@ namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using boost::system::error_code;
 using tcp = asio::ip::tcp;
+// Every connection runs on a generic stream socket, so that one code path serves the URL's TCP
+// host and DialOptions::via (unix, tcp or vsock).
+using LowestStream = beast::basic_stream<asio::generic::stream_protocol, asio::any_io_executor,
+                                         beast::unlimited_rate_policy>;
+using Socket = asio::generic::stream_protocol::socket;
 
 Result<Url> ParseUrl(std::string_view text) {
   Url url;
@@ -128,7 +135,7 @@ class WsStream : public tunnel::MessageStream {
     }
     closed_ = true;
     error_code ignored;
-    beast::get_lowest_layer(*ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    beast::get_lowest_layer(*ws_).socket().shutdown(Socket::shutdown_both, ignored);
     beast::get_lowest_layer(*ws_).socket().close(ignored);
   }
 
@@ -165,8 +172,8 @@ struct DialState {
   DialOptions options;
   DialDone done;
   std::optional<asio::ssl::context> ssl;
-  std::shared_ptr<websocket::stream<beast::tcp_stream>> plain;
-  std::shared_ptr<websocket::stream<beast::ssl_stream<beast::tcp_stream>>> secure;
+  std::shared_ptr<websocket::stream<LowestStream>> plain;
+  std::shared_ptr<websocket::stream<beast::ssl_stream<LowestStream>>> secure;
   bool finished = false;
 
   void Finish(Result<std::unique_ptr<tunnel::MessageStream>> result) {
@@ -193,10 +200,10 @@ void Upgrade(std::shared_ptr<DialState> s) {
     }
     if (s->secure) {
       s->Finish(std::unique_ptr<tunnel::MessageStream>(
-          new WsStream<beast::ssl_stream<beast::tcp_stream>>(s->secure)));
+          new WsStream<beast::ssl_stream<LowestStream>>(s->secure)));
     } else {
       s->Finish(std::unique_ptr<tunnel::MessageStream>(
-          new WsStream<beast::tcp_stream>(s->plain)));
+          new WsStream<LowestStream>(s->plain)));
     }
   };
   if (s->secure) {
@@ -207,6 +214,29 @@ void Upgrade(std::shared_ptr<DialState> s) {
     beast::get_lowest_layer(*s->plain).expires_never();
     Configure(*s->plain, s->url);
     s->plain->async_handshake(s->HostHeader(), s->url.target, on_upgrade);
+  }
+}
+
+// Connected continues once the stream socket is connected: TLS if wss, then the upgrade.
+void Connected(const std::shared_ptr<DialState>& s) {
+  error_code ignored;  // TCP_NODELAY does not apply to unix or vsock sockets.
+  if (s->secure) {
+    beast::get_lowest_layer(*s->secure).socket().set_option(tcp::no_delay(true), ignored);
+    if (!SSL_set_tlsext_host_name(s->secure->next_layer().native_handle(), s->url.host.c_str())) {
+      s->Finish(Error(Code::kInternal, "tls: cannot set SNI"));
+      return;
+    }
+    s->secure->next_layer().set_verify_callback(asio::ssl::host_name_verification(s->url.host));
+    s->secure->next_layer().async_handshake(asio::ssl::stream_base::client, [s](error_code ec) {
+      if (ec) {
+        s->Finish(NetError(ec, "tls handshake with " + s->HostHeader()));
+        return;
+      }
+      Upgrade(s);
+    });
+  } else {
+    beast::get_lowest_layer(*s->plain).socket().set_option(tcp::no_delay(true), ignored);
+    Upgrade(s);
   }
 }
 
@@ -232,10 +262,10 @@ void AsyncDial(asio::any_io_executor executor, const Url& url, const DialOptions
       s->Finish(Error(Code::kInvalidArgument, "tls: " + ec.message()));
       return;
     }
-    s->secure = std::make_shared<websocket::stream<beast::ssl_stream<beast::tcp_stream>>>(
+    s->secure = std::make_shared<websocket::stream<beast::ssl_stream<LowestStream>>>(
         executor, *s->ssl);
   } else {
-    s->plain = std::make_shared<websocket::stream<beast::tcp_stream>>(executor);
+    s->plain = std::make_shared<websocket::stream<LowestStream>>(executor);
   }
   s->timer.expires_after(options.timeout);
   s->timer.async_wait([s](error_code ec) {
@@ -250,6 +280,27 @@ void AsyncDial(asio::any_io_executor executor, const Url& url, const DialOptions
       s->Finish(Error(Code::kUnavailable, "connect to " + s->HostHeader() + " timed out"));
     }
   });
+  if (options.via) {
+    auto resolved = net::Resolve(*options.via);
+    if (!resolved) {
+      s->Finish(std::move(resolved).error().WithContext("via"));
+      return;
+    }
+    auto endpoint = tunnel::ToEndpoint(*resolved);
+    auto on_connect = [s](error_code ec) {
+      if (ec) {
+        s->Finish(NetError(ec, "connect to " + s->options.via->ToString()));
+        return;
+      }
+      Connected(s);
+    };
+    if (s->secure) {
+      beast::get_lowest_layer(*s->secure).async_connect(endpoint, on_connect);
+    } else {
+      beast::get_lowest_layer(*s->plain).async_connect(endpoint, on_connect);
+    }
+    return;
+  }
   s->resolver.async_resolve(
       url.host, std::to_string(url.port),
       [s](error_code ec, tcp::resolver::results_type results) {
@@ -257,38 +308,21 @@ void AsyncDial(asio::any_io_executor executor, const Url& url, const DialOptions
           s->Finish(NetError(ec, "resolve " + s->url.host));
           return;
         }
-        auto on_connect = [s](error_code ec2, const tcp::endpoint&) {
+        std::vector<asio::generic::stream_protocol::endpoint> endpoints;
+        for (const auto& entry : results) {
+          endpoints.emplace_back(entry.endpoint());
+        }
+        auto on_connect = [s](error_code ec2, const asio::generic::stream_protocol::endpoint&) {
           if (ec2) {
             s->Finish(NetError(ec2, "connect to " + s->HostHeader()));
             return;
           }
-          error_code ignored;
-          if (s->secure) {
-            beast::get_lowest_layer(*s->secure).socket().set_option(tcp::no_delay(true), ignored);
-            if (!SSL_set_tlsext_host_name(s->secure->next_layer().native_handle(),
-                                          s->url.host.c_str())) {
-              s->Finish(Error(Code::kInternal, "tls: cannot set SNI"));
-              return;
-            }
-            s->secure->next_layer().set_verify_callback(
-                asio::ssl::host_name_verification(s->url.host));
-            s->secure->next_layer().async_handshake(
-                asio::ssl::stream_base::client, [s](error_code ec3) {
-                  if (ec3) {
-                    s->Finish(NetError(ec3, "tls handshake with " + s->HostHeader()));
-                    return;
-                  }
-                  Upgrade(s);
-                });
-          } else {
-            beast::get_lowest_layer(*s->plain).socket().set_option(tcp::no_delay(true), ignored);
-            Upgrade(s);
-          }
+          Connected(s);
         };
         if (s->secure) {
-          beast::get_lowest_layer(*s->secure).async_connect(results, on_connect);
+          beast::get_lowest_layer(*s->secure).async_connect(endpoints, on_connect);
         } else {
-          beast::get_lowest_layer(*s->plain).async_connect(results, on_connect);
+          beast::get_lowest_layer(*s->plain).async_connect(endpoints, on_connect);
         }
       });
 }

@@ -6,12 +6,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include <boost/asio/any_io_executor.hpp>
 
 #include "lib/base/result.h"
+#include "lib/net/address.h"
 #include "lib/tunnel/message_stream.h"
 
 // The client's transport: a WebSocket (ws:// or wss://) to the host's relay, one binary message
@@ -35,11 +37,18 @@ struct DialOptions {
   std::string ca_file;
   // insecure_tls skips the wss certificate check (the Noise channel is verified regardless).
   bool insecure_tls = false;
+  // via, if set, is the stream address (unix:, tcp: or vsock:; lib/net/address.h) the WebSocket
+  // runs over instead of a connection to the URL's host, which is then not resolved; the URL
+  // still gives the Host header, the path and (wss) the TLS server name. E.g. an enclave reaching
+  // another enclave's relay through a port its parent forwards:
+  // unix:/run/enclavia/vsock/parent-5100.sock.
+  std::optional<net::Address> via;
 };
 
 using DialDone = std::function<void(Result<std::unique_ptr<tunnel::MessageStream>>)>;
 
-// AsyncDial resolves, connects and completes the WebSocket upgrade. `done` runs on `executor`.
+// AsyncDial resolves, connects (to options.via when set) and completes the WebSocket upgrade.
+// `done` runs on `executor`.
 void AsyncDial(boost::asio::any_io_executor executor, const Url& url, const DialOptions& options,
                DialDone done);
 

@@ -136,6 +136,13 @@ Result<json> AgentClient::Launch(const LaunchRequest& r) {
   json body = {{"name", r.name},   {"eif", r.eif},
                {"debug", r.debug}, {"cpus", r.cpus},
                {"memory_mib", r.memory_mib}, {"port", r.port}};
+  if (!r.storage_json.empty() && r.storage_json != "{}") {
+    json storage = json::parse(r.storage_json, nullptr, /*allow_exceptions=*/false);
+    if (!storage.is_object()) {
+      return Error(Code::kInvalidArgument, "storage must be a JSON object");
+    }
+    body["storage"] = std::move(storage);
+  }
   ASSIGN_OR_RETURN(json enclave, CallJson("POST", "/v1/enclaves", body.dump()));
   if (!enclave.is_object()) {
     return Error(Code::kMalformed, "host agent: launch reply is not an enclave");

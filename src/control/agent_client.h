@@ -31,6 +31,7 @@ struct LaunchRequest {
   uint32_t cpus = 0;
   uint64_t memory_mib = 0;
   uint32_t port = 0;  // 0 = the agent picks.
+  std::string storage_json;  // "" or a JSON object passed to the agent as "storage".
 };
 
 // Errors of every call: kUnavailable "cannot reach the host agent …" when it does not answer

@@ -353,6 +353,13 @@ Response Api::Deploy(const http::Request& request) {
   launch.debug = Field<bool>(body, "debug", false);
   launch.cpus = Field<uint32_t>(body, "cpus", 0);
   launch.memory_mib = Field<uint64_t>(body, "memory_mib", 0);
+  if (body.contains("storage")) {
+    // Checked by the host agent, which owns volumes; here only its shape.
+    if (!body["storage"].is_object()) {
+      return JsonError(400, "storage must be an object {\"size_bytes\", \"backend\", \"witnesses\"}");
+    }
+    launch.storage_json = body["storage"].dump();
+  }
   auto launched = agent_.Launch(launch);
   if (!launched) {
     (void)store_.AddEvent(name, "deploy_failed", launched.error().message());
@@ -364,6 +371,7 @@ Response Api::Deploy(const http::Request& request) {
   row.debug = launch.debug;
   row.cpus = launch.cpus;
   row.memory_mib = launch.memory_mib;
+  row.storage_json = launch.storage_json.empty() ? "{}" : launch.storage_json;
   row.state = Field<std::string>(*launched, "state", "unknown");
   row.url = Field<std::string>(*launched, "url", "");
   row.port = Field<uint32_t>(*launched, "port", 0);

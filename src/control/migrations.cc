@@ -45,6 +45,10 @@ const std::vector<std::string>& Migrations() {
         );
         CREATE INDEX events_enclave ON events(enclave);
       )sql",
+      // 2: the volume an enclave was deployed with ({} when none), as sent to the host agent.
+      R"sql(
+        ALTER TABLE enclaves ADD COLUMN storage_json TEXT NOT NULL DEFAULT '{}';
+      )sql",
   };
   return *kMigrations;
 }

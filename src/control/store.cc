@@ -148,14 +148,15 @@ EnclaveRow ReadEnclave(const Stmt& s) {
   r.memory_mib = static_cast<uint64_t>(s.Int(8));
   r.created = s.Int(9);
   r.updated = s.Int(10);
+  r.storage_json = s.Text(11);
   return r;
 }
 
 constexpr std::string_view kImageColumns =
     "SELECT id, name, size, describe_json, pcr0, pcr1, pcr2, pcr8, created FROM images";
 constexpr std::string_view kEnclaveColumns =
-    "SELECT name, image, state, url, port, pcrs_json, debug, cpus, memory_mib, created, updated "
-    "FROM enclaves";
+    "SELECT name, image, state, url, port, pcrs_json, debug, cpus, memory_mib, created, updated, "
+    "storage_json FROM enclaves";
 
 }  // namespace
 
@@ -232,8 +233,9 @@ Result<std::vector<ImageRow>> Store::ListImages() {
 Result<void> Store::PutEnclave(const EnclaveRow& e) {
   std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(
-      Stmt s, Stmt::Prepare(db_, "INSERT OR REPLACE INTO enclaves VALUES "
-                                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+      Stmt s, Stmt::Prepare(db_, "INSERT OR REPLACE INTO enclaves (name, image, state, url, port, "
+                                 "pcrs_json, debug, cpus, memory_mib, created, updated, "
+                                 "storage_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   int64_t now = Now();
   return s.Bind(1, e.name)
       .Bind(2, e.image)
@@ -246,6 +248,7 @@ Result<void> Store::PutEnclave(const EnclaveRow& e) {
       .Bind(9, static_cast<int64_t>(e.memory_mib))
       .Bind(10, e.created != 0 ? e.created : now)
       .Bind(11, now)
+      .Bind(12, e.storage_json)
       .Run();
 }
 

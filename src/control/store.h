@@ -38,6 +38,8 @@ struct EnclaveRow {
   uint64_t memory_mib = 0;
   int64_t created = 0;
   int64_t updated = 0;
+  // storage_json: the volume spec ({"size_bytes", "backend", "witnesses"}), "{}" when none.
+  std::string storage_json = "{}";
 };
 
 struct EventRow {

@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <net/if.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -342,7 +343,7 @@ Result<Flags> ParseFlags(const std::vector<std::string>& args) {
     if (arg.starts_with("--") && eq != std::string::npos) {
       name = arg.substr(0, eq);
       value = arg.substr(eq + 1);
-    } else if (arg == "--config" || arg == "--ingress" || arg == "--nsm") {
+    } else if (arg == "--config" || arg == "--ingress" || arg == "--nsm" || arg == "--storage") {
       if (i + 1 == args.size()) {
         return Error(Code::kInvalidArgument, arg + " needs a PATH");
       }
@@ -351,6 +352,7 @@ Result<Flags> ParseFlags(const std::vector<std::string>& args) {
     std::string* target = name == "--config"    ? &flags.config_path
                           : name == "--ingress" ? &flags.ingress_path
                           : name == "--nsm"     ? &flags.nsm_path
+                          : name == "--storage" ? &flags.storage_path
                                                 : nullptr;
     if (target == nullptr) {
       return Error(Code::kInvalidArgument, "unexpected argument '" + arg + "'");
@@ -809,6 +811,107 @@ void Complain(const std::string& message) {
 
 }  // namespace
 
+Result<StorageDaemon> StartStorage(const std::vector<std::string>& argv, int output_fd,
+                                   std::chrono::milliseconds timeout) {
+  if (argv.empty()) {
+    return Error(Code::kInvalidArgument, "no storage daemon");
+  }
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    return sys::IoError("pipe", errno);
+  }
+  sys::UniqueFd read_end(fds[0]);
+  sys::UniqueFd write_end(fds[1]);
+  std::vector<char*> args;
+  for (const std::string& a : argv) {
+    args.push_back(const_cast<char*>(a.c_str()));
+  }
+  args.push_back(nullptr);
+  char env_path[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  char* envp[] = {env_path, nullptr};
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    return sys::IoError("fork", errno);
+  }
+  if (pid == 0) {
+    ::dup2(write_end.get(), 3);  // dup2 clears close-on-exec on the copy.
+    if (output_fd >= 0) {
+      ::dup2(output_fd, 1);
+      ::dup2(output_fd, 2);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execve(args[0], args.data(), envp);
+    ::_exit(kExitExecFailed);
+  }
+  write_end = sys::UniqueFd();
+  StorageDaemon daemon;
+  daemon.pid = pid;
+  std::string line;
+  auto deadline = Clock::now() + timeout;
+  while (line.find('\n') == std::string::npos && line.size() < 4096) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    pollfd pfd{.fd = read_end.get(), .events = POLLIN, .revents = 0};
+    int n = left.count() > 0 ? ::poll(&pfd, 1, static_cast<int>(left.count())) : 0;
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      StopStorage(daemon, std::chrono::milliseconds(0));
+      return Error(Code::kUnavailable, "the storage daemon did not report in " +
+                                           std::to_string(timeout.count() / 1000) + " s");
+    }
+    char buf[256];
+    ssize_t got = ::read(read_end.get(), buf, sizeof(buf));
+    if (got < 0 && errno == EINTR) {
+      continue;
+    }
+    if (got <= 0) {
+      break;
+    }
+    line.append(buf, static_cast<size_t>(got));
+  }
+  line = line.substr(0, line.find('\n'));
+  if (line.starts_with("ready /")) {
+    daemon.mounted = line.substr(6);
+    return daemon;
+  }
+  if (line == "none") {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    daemon.pid = -1;
+    return daemon;
+  }
+  StopStorage(daemon, std::chrono::milliseconds(2000));
+  if (line.starts_with("error ")) {
+    return Error(Code::kFailedPrecondition, "storage: " + line.substr(6));
+  }
+  return Error(Code::kFailedPrecondition, "storage: the daemon ended without a report");
+}
+
+void StopStorage(StorageDaemon& daemon, std::chrono::milliseconds grace) {
+  if (daemon.pid <= 0) {
+    return;
+  }
+  ::kill(daemon.pid, SIGTERM);
+  auto deadline = Clock::now() + grace;
+  int status = 0;
+  for (;;) {
+    pid_t done = ::waitpid(daemon.pid, &status, WNOHANG);
+    if (done == daemon.pid || (done < 0 && errno == ECHILD)) {
+      break;  // ECHILD: it ended earlier and the supervisor reaped it.
+    }
+    if (Clock::now() >= deadline) {
+      ::kill(daemon.pid, SIGKILL);
+      ::waitpid(daemon.pid, &status, 0);
+      break;
+    }
+    ::usleep(10000);
+  }
+  daemon.pid = -1;
+}
+
 int RunInit(const Flags& flags) {
   const bool pid1 = ::getpid() == 1;
   if (auto dumps = DisableCoreDumps(); !dumps) {
@@ -850,6 +953,28 @@ int RunInit(const Flags& flags) {
   }
   nsm->reset();  // The ingress opens its own connection.
 
+  // The volume, when the image can have one: mounted before the application starts, and the
+  // application never starts without the data it expects (a refused mount stops the enclave).
+  StorageDaemon storage;
+  if (config->storage.enabled) {
+    sys::UniqueFd output;
+    if (!*debug) {
+      output = sys::UniqueFd(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+    }
+    auto started = StartStorage({flags.storage_path, "--config", flags.config_path, "--nsm",
+                                 flags.nsm_path, "--ready-fd", "3"},
+                                output.valid() ? output.get() : -1, std::chrono::minutes(5));
+    if (!started) {
+      Complain(started.error().message());
+      return kExitError;
+    }
+    storage = std::move(*started);
+    if (*debug) {
+      Complain(storage.mounted.empty() ? std::string("storage: no volume attached")
+                                       : "storage: volume mounted at " + storage.mounted);
+    }
+  }
+
   SupervisorOptions options;
   options.app = config->app;
   if (!flags.ingress_path.empty()) {
@@ -868,6 +993,8 @@ int RunInit(const Flags& flags) {
     Complain("debug-mode enclave: application output goes to the console");
   }
   auto code = Supervise(options);
+  // The application is gone: the storage daemon unmounts and commits the volume.
+  StopStorage(storage, std::chrono::seconds(20));
   if (!code) {
     Complain(code.error().message());
     return kExitError;

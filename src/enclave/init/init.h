@@ -23,6 +23,7 @@ namespace enclavia::init {
 inline constexpr std::string_view kDefaultConfigPath = "/etc/enclavia/enclave.toml";
 inline constexpr std::string_view kDefaultIngressPath = "/usr/bin/enclavia-ingress";
 inline constexpr std::string_view kDefaultNsmPath = "/dev/nsm";
+inline constexpr std::string_view kDefaultStoragePath = "/usr/bin/enclavia-storage";
 
 // kDefaultPath is the PATH the application gets when its configuration does not set one.
 inline constexpr std::string_view kDefaultPath =
@@ -39,12 +40,16 @@ struct Flags {
   // ingress_path is the ingress daemon's executable; empty: start no ingress (--no-ingress).
   std::string ingress_path = std::string(kDefaultIngressPath);
   std::string nsm_path = std::string(kDefaultNsmPath);
+  // storage_path is the storage daemon, started before the application when the configuration
+  // has a [storage] section (it mounts a volume if the host attached one).
+  std::string storage_path = std::string(kDefaultStoragePath);
   bool help = false;
 };
 
 // kUsage is the --help text.
 inline constexpr std::string_view kUsage =
     "usage: enclavia-init [--config PATH] [--ingress PATH | --no-ingress] [--nsm PATH]\n"
+    "                     [--storage PATH]\n"
     "The enclave's PID 1. Mounts /proc, /sys, /dev, /tmp and /run (those not mounted yet; only\n"
     "as PID 1), brings up lo, seeds the RNG from the NSM, then runs the ingress daemon and the\n"
     "application described by the enclave configuration, restarting them as it says. SIGTERM or\n"
@@ -52,7 +57,8 @@ inline constexpr std::string_view kUsage =
     "NSM reports a debug-mode enclave (PCR0 all zero).\n"
     "  --config PATH   enclave configuration (default /etc/enclavia/enclave.toml)\n"
     "  --ingress PATH  ingress daemon (default /usr/bin/enclavia-ingress); --no-ingress: none\n"
-    "  --nsm PATH      the NSM device or socket (default /dev/nsm)\n";
+    "  --nsm PATH      the NSM device or socket (default /dev/nsm)\n"
+    "  --storage PATH  storage daemon for [storage] (default /usr/bin/enclavia-storage)\n";
 
 // ParseFlags parses `args` (argv without argv[0]): `--config PATH`, `--ingress PATH`,
 // `--no-ingress`, `--nsm PATH` (each also as `--flag=PATH`) and `--help`. Anything else is
@@ -188,6 +194,22 @@ struct SupervisorOptions {
 // The ingress is restarted timing.ingress_backoff after it dies. Same process contract as RunApp
 // (single-threaded; signals blocked for the duration). Errors only for failing system calls.
 Result<int> Supervise(const SupervisorOptions& options);
+
+// StorageDaemon is the running storage daemon (pid -1: none).
+struct StorageDaemon {
+  pid_t pid = -1;
+  std::string mounted;  // The mount point, when a volume is mounted.
+};
+
+// StartStorage starts `argv` (the storage daemon) with its ready pipe as fd 3 and waits for its
+// line: "ready PATH" (a volume is mounted at PATH; the daemon keeps serving it), "none" (no
+// volume attached; the daemon has exited) or "error MESSAGE" (kFailedPrecondition with MESSAGE:
+// the application must not start without its data). `output_fd` receives its stdout/stderr.
+Result<StorageDaemon> StartStorage(const std::vector<std::string>& argv, int output_fd,
+                                   std::chrono::milliseconds timeout);
+// StopStorage sends SIGTERM (the daemon unmounts and commits) and waits up to `grace`, then
+// SIGKILL.
+void StopStorage(StorageDaemon& daemon, std::chrono::milliseconds grace);
 
 // RunInit is enclavia-init after flag parsing: system setup (when PID 1), configuration, NSM,
 // then Supervise. Returns the process exit code; logs errors to stderr.

@@ -803,3 +803,63 @@ TEST(InitBinaryTest, AsPid1SetsUpTheSystemAndKeepsRootPowerless) {
 
 }  // namespace
 }  // namespace enclavia::init
+
+namespace enclavia::init {
+namespace {
+
+// The storage daemon's ready protocol, with shell scripts standing in for it.
+class StartStorageTest : public ::testing::Test {
+ protected:
+  std::string Script(const std::string& body) {
+    std::string path = dir_.Write("storage.sh", "#!/bin/sh\n" + body + "\n");
+    ::chmod(path.c_str(), 0755);
+    return path;
+  }
+  TempDir dir_;
+};
+
+TEST_F(StartStorageTest, ReadyKeepsTheDaemonUntilStopStorage) {
+  std::string marker = dir_.path() + "/stopped";
+  auto daemon = StartStorage({Script("trap 'echo bye > " + marker +
+                                     "; exit 0' TERM\necho 'ready /data' >&3\n"
+                                     "while :; do sleep 0.05; done")},
+                             -1, std::chrono::seconds(10));
+  ASSERT_TRUE(daemon) << daemon.error().message();
+  EXPECT_EQ(daemon->mounted, "/data");
+  ASSERT_GT(daemon->pid, 0);
+  EXPECT_EQ(::kill(daemon->pid, 0), 0);
+  StopStorage(*daemon, std::chrono::seconds(5));
+  EXPECT_EQ(daemon->pid, -1);
+  EXPECT_EQ(ReadText(marker), "bye\n");
+}
+
+TEST_F(StartStorageTest, NoneMeansNoVolumeAndNoDaemon) {
+  auto daemon = StartStorage({Script("echo none >&3")}, -1, std::chrono::seconds(10));
+  ASSERT_TRUE(daemon) << daemon.error().message();
+  EXPECT_EQ(daemon->pid, -1);
+  EXPECT_TRUE(daemon->mounted.empty());
+}
+
+TEST_F(StartStorageTest, AnErrorStopsTheEnclaveWithItsMessage) {
+  auto daemon = StartStorage(
+      {Script("echo 'error rollback: the host serves version 3 of volume a but witnesses "
+              "acknowledged version 5' >&3\nexit 1")},
+      -1, std::chrono::seconds(10));
+  ASSERT_FALSE(daemon);
+  EXPECT_EQ(daemon.error().code(), Code::kFailedPrecondition);
+  EXPECT_EQ(daemon.error().message(),
+            "storage: rollback: the host serves version 3 of volume a but witnesses acknowledged "
+            "version 5");
+}
+
+TEST_F(StartStorageTest, SilenceOrACrashIsAnError) {
+  auto crashed = StartStorage({Script("exit 3")}, -1, std::chrono::seconds(10));
+  ASSERT_FALSE(crashed);
+  EXPECT_NE(crashed.error().message().find("without a report"), std::string::npos);
+  auto silent = StartStorage({Script("sleep 30")}, -1, std::chrono::milliseconds(300));
+  ASSERT_FALSE(silent);
+  EXPECT_NE(silent.error().message().find("did not report"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace enclavia::init

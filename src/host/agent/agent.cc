@@ -7,6 +7,7 @@
 // nlohmann::json is used with exceptions off for parsing and with the replacing error handler
 // for dumping; the few calls that could still throw are behind the try in HandleApi.
 #include "host/agent/agent.h"
+#include "host/agent/volumes.h"
 
 #include <unistd.h>
 
@@ -356,6 +357,8 @@ struct Record {
   std::unique_ptr<Relay> relay;  // Null when it could not be started.
   RelayStats base;               // Counters of this enclave's earlier relays.
   std::shared_ptr<PublicContext> context;
+  VolumeSpec volume;                        // size_bytes 0: no volume.
+  std::unique_ptr<EnclaveStorage> storage;  // Its storage port (and witness ports).
 };
 
 
@@ -457,6 +460,9 @@ struct Agent::Impl {
 
   Result<void> SaveState();
   Result<std::unique_ptr<Relay>> StartRelay(Record& record, uint16_t port);
+  Result<void> StartStorage(Record& record);
+  void StopStorage(Record& record);
+  std::optional<net::Address> WitnessAddress(const std::string& name) const;
   void StopRelay(Record& record);
   void UpdateInfo(Record& record, const EnclaveInfo& info);
   void Refresh();
@@ -467,6 +473,9 @@ struct Agent::Impl {
   http::Response DoDelete(const std::string& name);
   http::Response DoRestart(const std::string& name);
   http::Response DoConsole(const std::string& name, const http::Request& request);
+  http::Response DoVolumes();
+  http::Response DoVolume(const std::string& name, const std::string& action,
+                          const http::Request& request);
 
   // ---- The API (on io) ----
 
@@ -533,6 +542,9 @@ Result<void> Agent::Impl::SaveState() {
                           {"actual_cpus", record.info.cpus},
                           {"actual_memory_mib", record.info.memory_mib},
                           {"started", record.info.started_unix}});
+      if (record.volume.attached()) {
+        enclaves.back()["storage"] = VolumeSpecJson(record.volume);
+      }
     }
   }
   std::string text = Dump({{"version", kStateVersion}, {"enclaves", std::move(enclaves)}}) + "\n";
@@ -578,6 +590,9 @@ Result<Record> ParseRecord(const json& entry) {
     ASSIGN_OR_RETURN(uint64_t cid, GetUnsigned(*it, "cid", 0xffffffffu));
     record.info.endpoint.cid = static_cast<uint32_t>(cid);
     ASSIGN_OR_RETURN(record.info.endpoint.local_dir, GetString(*it, "local_dir", false));
+  }
+  if (auto it = entry.find("storage"); it != entry.end() && !it->is_null()) {
+    ASSIGN_OR_RETURN(record.volume, ParseVolumeSpec(*it));
   }
   if (auto it = entry.find("pcrs"); it != entry.end() && it->is_object()) {
     for (const auto& [key, value] : it->items()) {
@@ -640,6 +655,43 @@ void Agent::Impl::StopRelay(Record& record) {
   if (relay) {
     relay->Stop();
   }
+}
+
+Result<void> Agent::Impl::StartStorage(Record& record) {
+  auto storage = EnclaveStorage::Start(
+      record.spec.name, record.volume, record.info.endpoint, Path("volumes"),
+      [this](const std::string& name) { return WitnessAddress(name); });
+  if (!storage) {
+    return std::move(storage).error().WithContext("cannot serve the enclave's storage");
+  }
+  std::lock_guard<std::mutex> lock(mu);  // Readers on io (inspect, metrics).
+  record.storage = std::move(*storage);
+  return Ok();
+}
+
+void Agent::Impl::StopStorage(Record& record) {
+  std::unique_ptr<EnclaveStorage> storage;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    storage = std::move(record.storage);
+  }
+  // Destroyed without `mu`: a forward thread may be asking WitnessAddress.
+  storage.reset();
+}
+
+std::optional<net::Address> Agent::Impl::WitnessAddress(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = records.find(name);
+  if (it == records.end() || it->second.port == 0 ||
+      it->second.info.state != EnclaveState::kRunning) {
+    return std::nullopt;
+  }
+  net::Address address;
+  address.family = net::Family::kTcp;
+  const std::string& host = options.public_host;
+  address.host = host == "0.0.0.0" || host == "::" || host.empty() ? "127.0.0.1" : host;
+  address.port = it->second.port;
+  return address;
 }
 
 void Agent::Impl::UpdateInfo(Record& record, const EnclaveInfo& info) {
@@ -741,6 +793,11 @@ Result<void> Agent::Impl::LoadStateAndReattach() {
       record.info = std::move(it->second);
       running.erase(it);
     }
+    if (record.info.state == EnclaveState::kRunning) {
+      if (auto storage = StartStorage(record); !storage) {
+        log->Err("storage_failed", name, {{"error", storage.error().message()}});
+      }
+    }
     auto relay = StartRelay(record, record.port);
     if (relay) {
       record.relay = std::move(*relay);
@@ -794,7 +851,10 @@ json Agent::Impl::EnclaveJson(const Record& record) const {
           {"cpus", info.cpus != 0 ? info.cpus : record.spec.cpus},
           {"memory_mib", info.memory_mib != 0 ? info.memory_mib : record.spec.memory_mib},
           {"started", info.started_unix},
-          {"restarts", record.restarts}};
+          {"restarts", record.restarts},
+          {"storage", !record.volume.attached() ? json(nullptr)
+                      : record.storage          ? record.storage->Json()
+                                                : VolumeSpecJson(record.volume)}};
 }
 
 http::Response Agent::Impl::DoLaunch(const std::string& body) {
@@ -802,8 +862,8 @@ http::Response Agent::Impl::DoLaunch(const std::string& body) {
   if (request.is_discarded() || !request.is_object()) {
     return http::JsonError(400, "the body must be a JSON object");
   }
-  static const std::array<std::string_view, 6> kKeys = {"name", "eif",        "debug",
-                                                        "cpus", "memory_mib", "port"};
+  static const std::array<std::string_view, 7> kKeys = {
+      "name", "eif", "debug", "cpus", "memory_mib", "port", "storage"};
   for (const auto& [key, value] : request.items()) {
     if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end()) {
       return http::JsonError(400, "unknown field \"" + OneLine(key) + "\"");
@@ -839,6 +899,14 @@ http::Response Agent::Impl::DoLaunch(const std::string& body) {
     return http::JsonError(409,
                            "enclave " + spec.name + " already exists; rm it or pick another name");
   }
+  VolumeSpec volume;
+  if (auto it = request.find("storage"); it != request.end() && !it->is_null()) {
+    auto parsed = ParseVolumeSpec(*it);
+    if (!parsed) {
+      return http::JsonError(400, parsed.error().message());
+    }
+    volume = std::move(*parsed);
+  }
   uint16_t wanted = static_cast<uint16_t>(*port);
   for (const auto& [other, record] : records) {
     if (wanted != 0 && record.port == wanted) {
@@ -855,9 +923,16 @@ http::Response Agent::Impl::DoLaunch(const std::string& body) {
   Record record;
   record.spec = spec;
   record.info = std::move(*launched);
+  record.volume = volume;
+  if (auto storage = StartStorage(record); !storage) {
+    (void)options.provider->Terminate(spec.name);
+    log->Warn("launch_failed", spec.name, {{"error", storage.error().message()}});
+    return http::FromError(storage.error());
+  }
   auto relay = StartRelay(record, wanted);
   if (!relay) {
     // Nothing left behind: the enclave goes too.
+    StopStorage(record);
     (void)options.provider->Terminate(spec.name);
     log->Warn("launch_failed", spec.name, {{"error", relay.error().message()}});
     return http::FromError(relay.error().WithContext("cannot start the relay"));
@@ -918,6 +993,7 @@ http::Response Agent::Impl::DoDelete(const std::string& name) {
     return http::FromError(terminated.error());
   }
   StopRelay(it->second);
+  StopStorage(it->second);  // The volume's objects stay: a new deploy of NAME attaches them.
   {
     std::lock_guard<std::mutex> lock(mu);
     records.erase(it);
@@ -940,11 +1016,14 @@ http::Response Agent::Impl::DoRestart(const std::string& name) {
     return http::JsonError(
         409, "enclave " + name + " was adopted without its image path; rm it and deploy again");
   }
+  // The enclave stops first, while its storage port still serves: a clean stop commits its
+  // volume on the way out.
   auto terminated = options.provider->Terminate(name);
   if (!terminated && terminated.error().code() != Code::kNotFound) {
     log->Err("terminate_failed", name, {{"error", terminated.error().message()}});
     return http::FromError(terminated.error());
   }
+  StopStorage(record);
   StopRelay(record);
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -958,6 +1037,11 @@ http::Response Agent::Impl::DoRestart(const std::string& name) {
     return http::FromError(launched.error().WithContext("restart of " + name));
   }
   UpdateInfo(record, *launched);
+  if (auto storage = StartStorage(record); !storage) {
+    (void)SaveState();
+    log->Err("restart_failed", name, {{"error", storage.error().message()}});
+    return http::FromError(storage.error().WithContext("restart of " + name));
+  }
   auto relay = StartRelay(record, record.port);
   if (!relay) {
     (void)SaveState();
@@ -972,6 +1056,109 @@ http::Response Agent::Impl::DoRestart(const std::string& name) {
   log->Info("enclave_restarted", name,
             {{"id", record.info.id}, {"port", record.port}, {"restarts", record.restarts}});
   return JsonResponse(200, EnclaveJson(record));
+}
+
+http::Response Agent::Impl::DoVolumes() {
+  Refresh();
+  json out = json::array();
+  for (const auto& [name, record] : records) {
+    if (record.volume.attached()) {
+      json volume = record.storage ? record.storage->Json() : VolumeSpecJson(record.volume);
+      volume["name"] = name;
+      volume["enclave_state"] = EnclaveStateName(record.info.state);
+      out.push_back(std::move(volume));
+    }
+  }
+  return JsonResponse(200, out);
+}
+
+http::Response Agent::Impl::DoVolume(const std::string& name, const std::string& action,
+                                     const http::Request& request) {
+  auto it = records.find(name);
+  if (it == records.end() || !it->second.volume.attached()) {
+    return http::JsonError(404, "no volume named " + OneLine(name));
+  }
+  Record& record = it->second;
+  auto opened = OpenBackend(record.volume, Path("volumes"), name);
+  if (!opened) {
+    return http::FromError(opened.error());
+  }
+  storage::ObjectStore& store = **opened;
+  if (action.empty()) {
+    json out = record.storage ? record.storage->Json() : VolumeSpecJson(record.volume);
+    out["name"] = name;
+    out["enclave_state"] = EnclaveStateName(record.info.state);
+    auto summary = VolumeSummary(store);
+    if (summary) {
+      out["stored"] = *summary;
+    }
+    return JsonResponse(200, out);
+  }
+  json body = json::parse(request.body.empty() ? std::string("{}") : request.body, nullptr, false);
+  if (!body.is_object()) {
+    return http::JsonError(400, "the body must be a JSON object");
+  }
+  if (action == "recovery") {
+    uint64_t version = 0;
+    if (auto asked = request.Query("version"); asked && !asked->empty()) {
+      char* end = nullptr;
+      version = std::strtoull(asked->c_str(), &end, 10);
+      if (*end != '\0') {
+        return http::JsonError(400, "version must be a number");
+      }
+    }
+    auto info = RecoveryInfo(store, version);
+    return info ? JsonResponse(200, *info) : http::FromError(info.error());
+  }
+  if (action == "recover") {
+    auto statement = GetString(body, "statement", true);
+    if (!statement) {
+      return http::JsonError(400, statement.error().message());
+    }
+    auto raw = HexDecode(*statement);
+    if (!raw || raw->empty() || raw->size() > 64 * 1024) {
+      return http::JsonError(400, "\"statement\" must be the hex of a signed recovery statement");
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      record.volume.recovery_statement = std::move(*raw);
+    }
+    (void)SaveState();
+    log->Warn("volume_recovery_set", name, {});
+    return JsonResponse(200, {{"name", name}, {"note", "takes effect at the next restart"}});
+  }
+  if (action == "snapshot" || action == "backup") {
+    std::string target;
+    if (action == "snapshot") {
+      auto tag = GetString(body, "tag", true);
+      if (!tag || !config::ValidEnclaveName(*tag)) {
+        return http::JsonError(400, "\"tag\" must be 1-63 of a-z, 0-9 and '-'");
+      }
+      target = "dir:" + Path("snapshots") + "/" + name + "/" + *tag;
+      if (std::filesystem::exists(target.substr(4))) {
+        return http::JsonError(409, "snapshot " + *tag + " of " + name + " exists");
+      }
+      std::error_code ec;
+      std::filesystem::create_directories(Path("snapshots") + "/" + name, ec);
+    } else {
+      auto to = GetString(body, "to", true);
+      if (!to) {
+        return http::JsonError(400, to.error().message());
+      }
+      target = *to;
+    }
+    auto destination = OpenTarget(target, name);
+    if (!destination) {
+      return http::FromError(destination.error());
+    }
+    auto copied = CopyObjects(store, **destination);
+    if (!copied) {
+      return http::FromError(copied.error());
+    }
+    log->Info("volume_" + action, name, {{"to", target}, {"objects", *copied}});
+    return JsonResponse(200, {{"name", name}, {"to", target}, {"objects", *copied}});
+  }
+  return http::JsonError(404, "unknown volume action " + OneLine(action));
 }
 
 http::Response Agent::Impl::DoConsole(const std::string& name, const http::Request& request) {
@@ -1006,6 +1193,7 @@ http::Response Agent::Impl::Metrics() {
     std::string name;
     RelayStats stats;
     uint64_t attestations = 0;
+    std::optional<ServiceStats> storage;
   };
   std::vector<Row> rows;
   uint64_t running = 0;
@@ -1014,7 +1202,7 @@ http::Response Agent::Impl::Metrics() {
     std::lock_guard<std::mutex> lock(mu);
     for (const auto& [name, record] : records) {
       (record.info.state == EnclaveState::kRunning ? running : stopped_count) += 1;
-      Row row{name, record.base, 0};
+      Row row{name, record.base, 0, std::nullopt};
       if (record.relay) {
         RelayStats s = record.relay->stats();
         row.stats.accepted += s.accepted;
@@ -1028,6 +1216,9 @@ http::Response Agent::Impl::Metrics() {
       }
       if (record.context) {
         row.attestations = record.context->attestation_requests.load();
+      }
+      if (record.storage && record.volume.attached()) {
+        row.storage = record.storage->stats();
       }
       rows.push_back(std::move(row));
     }
@@ -1071,6 +1262,25 @@ http::Response Agent::Impl::Metrics() {
   per_enclave("enclavia_attestation_requests_total", "counter",
               "Requests to the public attestation path.",
               [](const Row& r) { return r.attestations; });
+  family("enclavia_storage_requests_total", "counter",
+         "Requests of enclaves' volumes to the host's storage service (objects: ciphertext).");
+  for (const Row& row : rows) {
+    if (row.storage) {
+      out += "enclavia_storage_requests_total{enclave=\"" + PromLabel(row.name) + "\"} " +
+             std::to_string(row.storage->requests) + "\n";
+    }
+  }
+  family("enclavia_storage_bytes_total", "counter",
+         "Bytes between enclaves' volumes and the host's storage service, in or out.");
+  for (const Row& row : rows) {
+    if (row.storage) {
+      std::string label = PromLabel(row.name);
+      out += "enclavia_storage_bytes_total{enclave=\"" + label + "\",direction=\"in\"} " +
+             std::to_string(row.storage->bytes_in) + "\n";
+      out += "enclavia_storage_bytes_total{enclave=\"" + label + "\",direction=\"out\"} " +
+             std::to_string(row.storage->bytes_out) + "\n";
+    }
+  }
   http::Response response;
   response.content_type = "text/plain; version=0.0.4; charset=utf-8";
   response.body = std::move(out);
@@ -1132,6 +1342,33 @@ void Agent::Impl::RouteApi(http::Request request, http::Reply reply) {
     } else {
       wrong_method("GET, POST");
     }
+    return;
+  }
+  if (path == "/v1/volumes") {
+    if (method != "GET") {
+      wrong_method("GET");
+      return;
+    }
+    OnControl(std::move(reply), [this] { return DoVolumes(); });
+    return;
+  }
+  constexpr std::string_view kVolumes = "/v1/volumes/";
+  if (path.rfind(kVolumes, 0) == 0) {
+    std::string rest = path.substr(kVolumes.size());
+    std::string name = rest.substr(0, rest.find('/'));
+    std::string action = rest.size() > name.size() ? rest.substr(name.size() + 1) : "";
+    if (!config::ValidEnclaveName(name)) {
+      reply(http::JsonError(404, "no volume named " + OneLine(name)));
+      return;
+    }
+    bool get = action.empty() || action == "recovery";
+    if ((get && method != "GET") || (!get && method != "POST")) {
+      wrong_method(get ? "GET" : "POST");
+      return;
+    }
+    OnControl(std::move(reply), [this, name, action, request = std::move(request)] {
+      return DoVolume(name, action, request);
+    });
     return;
   }
   constexpr std::string_view kPrefix = "/v1/enclaves/";

@@ -383,6 +383,7 @@ Result<EnclaveInfo> LocalProvider::Launch(const LaunchSpec& spec) {
                                    "--enclave-id", id,
                                    "--instance-id", instance_id_,
                                    "--ca-dir", options_.ca_dir,
+                                   "--kms-dir", options_.ca_dir + "/kms",
                                    "--cpus", std::to_string(cpus),
                                    "--memory-mib", std::to_string(memory_mib),
                                    "--ready-fd", "3"};

@@ -26,6 +26,8 @@
 #include <string>
 #include <vector>
 
+#include "host/kms/simulator.h"
+#include "host/launcher/block_attach.h"
 #include "host/nsm/nsm_server.h"
 #include "host/nsm/simulator.h"
 #include "lib/base/encoding.h"
@@ -209,6 +211,9 @@ void MkDir(int err_fd, const std::string& path, mode_t mode) {
   MkDir(err_fd, run + "/enclavia", 0755);
   MkDir(err_fd, vsock, 0755);
   Mount(err_fd, Path(o, kVsockDir).c_str(), vsock, nullptr, MS_BIND, nullptr);
+  const std::string blk = root + std::string(transport::kLocalBlockDir);
+  MkDir(err_fd, blk, 0700);
+  Mount(err_fd, Path(o, kBlockDir).c_str(), blk, nullptr, MS_BIND, nullptr);
 
   if (::sethostname("enclave", 7) != 0) {
     ChildFail(err_fd, Errno("sethostname"));
@@ -279,6 +284,14 @@ class Supervisor {
   const SandboxOptions& o_;
   std::unique_ptr<NsmSimulator> nsm_;
   std::unique_ptr<NsmServer> server_;
+  std::unique_ptr<BlockAttach> block_attach_;
+  // The enclave's mount namespace, held so that it outlives the enclave's last process: when the
+  // enclave dies with its volume mounted, the file system is released here, after nbdfuse is
+  // gone, and not by a dying enclave process whose own NBD server was its only way out (a
+  // process blocked in uninterruptible sleep forever).
+  UniqueFd mount_ns_;
+  std::unique_ptr<KmsSimulator> kms_;
+  std::unique_ptr<KmsServer> kms_server_;
   Cgroup cgroup_;
   bool cgroup_created_ = false;
   pid_t child_ = -1;
@@ -341,6 +354,7 @@ Result<void> Supervisor::Boot() {
   if (info.measurements.pcr8) {
     state_.pcrs[8] = HexEncode(*info.measurements.pcr8);
   }
+  const crypto::Certificate root = ca.root();
   ASSIGN_OR_RETURN(nsm_, NsmSimulator::Create(std::make_shared<const SimulatorCa>(std::move(ca)),
                                               std::move(sim)));
 
@@ -351,10 +365,27 @@ Result<void> Supervisor::Boot() {
   if (ec) {
     return Error(Code::kIo, "cannot create " + o_.dir + ": " + ec.message());
   }
+  std::filesystem::create_directories(Path(o_, kBlockDir), ec);
+  if (ec) {
+    return Error(Code::kIo, "cannot create " + o_.dir + ": " + ec.message());
+  }
   ::chmod(Path(o_, kVsockDir).c_str(), 0755);
   ::chmod(Path(o_, kRootDir).c_str(), 0700);
+  ::chmod(Path(o_, kBlockDir).c_str(), 0700);
   ASSIGN_OR_RETURN(NsmServer server, NsmServer::Listen(Path(o_, kNsmSocket), *nsm_));
   server_ = std::make_unique<NsmServer>(std::move(server));
+  // The KMS beside the NSM: the key named after this enclave is bound to the image it booted
+  // (an image that differs cannot unwrap the volume key; re-keying is the upgrade's job).
+  if (!o_.kms_dir.empty()) {
+    ASSIGN_OR_RETURN(kms_, KmsSimulator::Open(o_.kms_dir, root));
+    KeyPolicy policy;
+    policy.pcrs[0] = o_.debug ? Bytes(48, 0) : info.measurements.pcr0;
+    policy.allow_debug = o_.debug;
+    if (auto ensured = kms_->EnsureKey(o_.name, policy); !ensured) {
+      std::cerr << "enclavia-sandbox: kms: " << ensured.error().message()
+                << " (the volume key stays bound to the earlier image)\n";
+    }
+  }
 
   // (d) Limits.
   cgroup_ = CreateCgroup(o_.enclave_id, o_.cpus, o_.memory_mib);
@@ -408,6 +439,21 @@ Result<void> Supervisor::Boot() {
     return Error(Code::kInvalidArgument, reason);
   }
 
+  // (f) Threads only now that the clone is done: the enclave kernel's NBD client, for a volume
+  // the enclave may attach, and the KMS's port.
+  mount_ns_ = UniqueFd(::open(("/proc/" + std::to_string(child_) + "/ns/mnt").c_str(),
+                              O_RDONLY | O_CLOEXEC));
+  if (!mount_ns_.valid()) {
+    return sys::IoError("open the enclave's mount namespace", errno);
+  }
+  ASSIGN_OR_RETURN(block_attach_, BlockAttach::Start(o_.dir, child_));
+  if (kms_) {
+    transport::Endpoint endpoint;
+    endpoint.local_dir = Path(o_, kVsockDir);
+    ASSIGN_OR_RETURN(kms_server_, KmsServer::Start(*kms_, transport::HostListenForEnclave(
+                                                              endpoint, transport::kKmsPort)));
+  }
+
   // (g) Recorded for LocalProvider.
   state_.name = o_.name;
   state_.id = o_.enclave_id;
@@ -445,6 +491,9 @@ Result<void> Supervisor::Serve() {
     if (kill_at && !killed && Clock::now() >= *kill_at) {
       ::kill(child_, SIGKILL);
       KillCgroup(cgroup_);
+      if (block_attach_) {
+        block_attach_->Abort();  // Else a process blocked on its own volume would never die.
+      }
       killed = true;
     }
     if (ready.empty()) {
@@ -476,11 +525,23 @@ Result<void> Supervisor::Serve() {
 void Supervisor::Cleanup() {
   if (child_ > 0 && exit_status_ < 0) {
     ::kill(child_, SIGKILL);
+    if (block_attach_) {
+      block_attach_->Abort();
+    }
     int status = 0;
     while (::waitpid(child_, &status, 0) < 0 && errno == EINTR) {
     }
     exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
+  // The enclave is gone. A volume it left mounted is released when its mount namespace is: first
+  // nbdfuse goes (so the release's last writes fail at once instead of waiting for the enclave's
+  // NBD server), then the namespace, then the loop device.
+  if (block_attach_) {
+    block_attach_->Abort();
+  }
+  mount_ns_ = UniqueFd();
+  block_attach_.reset();
+  kms_server_.reset();
   if (cgroup_created_) {
     // The namespace's other processes die with its init; wait for the kernel to empty the cgroup.
     auto removed = RemoveCgroup(cgroup_, 5000);
@@ -493,6 +554,9 @@ void Supervisor::Cleanup() {
   std::error_code ec;
   std::filesystem::remove(Path(o_, kNsmSocket), ec);
   for (const auto& entry : std::filesystem::directory_iterator(Path(o_, kVsockDir), ec)) {
+    std::filesystem::remove(entry.path(), ec);
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(Path(o_, kBlockDir), ec)) {
     std::filesystem::remove(entry.path(), ec);
   }
 }

@@ -39,6 +39,10 @@ struct SandboxOptions {
   std::string enclave_id;   // --enclave-id: "local-<name>-<hex>".
   std::string instance_id;  // --instance-id: the parent instance's id; PCR4 measures it.
   std::string ca_dir;       // --ca-dir: the simulator's CA (SimulatorCa::LoadOrCreate).
+  // --kms-dir: the local KMS simulator's keys (docs/kms.md), served on the enclave's parent
+  // port kKmsPort; its key named after the enclave releases data keys to this image's PCR0.
+  // Empty: no KMS.
+  std::string kms_dir;
   bool debug = false;       // --debug
   uint32_t cpus = 0;        // --cpus
   uint64_t memory_mib = 0;  // --memory-mib

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   app.add_option("--instance-id", o.instance_id, "Parent instance id, measured into PCR4")
       ->required();
   app.add_option("--ca-dir", o.ca_dir, "NSM simulator CA directory")->required();
+  app.add_option("--kms-dir", o.kms_dir, "Local KMS simulator key directory (none: no KMS)");
   app.add_flag("--debug", o.debug, "Debug mode: console open, PCRs attested as zero");
   app.add_option("--cpus", o.cpus, "CPUs")->required()->check(CLI::Range(1, 1024));
   app.add_option("--memory-mib", o.memory_mib, "Memory in MiB")

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "lib/builder/builder.h"
+#include "lib/builder/internal/temp_dir.h"
+#include "lib/builder/witness.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -208,31 +210,7 @@ Result<std::pair<uint32_t, uint32_t>> OciUser(const std::string& user) {
   return std::pair<uint32_t, uint32_t>{*uid, *gid};
 }
 
-class TempDir {
- public:
-  static Result<TempDir> Create(const std::string& parent) {
-    std::string templ = parent + "/enclavia-build-XXXXXX";
-    if (::mkdtemp(templ.data()) == nullptr) {
-      return sys::IoError("mkdtemp in " + parent, errno);
-    }
-    return TempDir(templ);
-  }
-  TempDir(TempDir&& other) noexcept : path_(std::move(other.path_)) { other.path_.clear(); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  TempDir& operator=(TempDir&&) = delete;
-  ~TempDir() {
-    if (!path_.empty()) {
-      std::error_code ec;
-      std::filesystem::remove_all(path_, ec);
-    }
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  explicit TempDir(std::string path) : path_(std::move(path)) {}
-  std::string path_;
-};
+using internal::TempDir;
 
 Error LockError(const std::string& lock_path, const std::vector<std::string>& diffs) {
   std::string message = "inputs differ from " + lock_path + " (use --update-lock to accept):";
@@ -361,7 +339,7 @@ Result<BuildResult> Build(const BuildRequest& request, const Environment& env) {
     ec.app.gid = file.app.gid.value_or(config::kDefaultAppGid);
   } else {
     lock.app_source = "oci";
-    ASSIGN_OR_RETURN(TempDir dir, TempDir::Create(env.temp_dir));
+    ASSIGN_OR_RETURN(TempDir dir, TempDir::Create(env.temp_dir, "enclavia-build"));
     staging.emplace(std::move(dir));
     oci::ImportOptions options;
     options.staging_dir = staging->path();
@@ -405,6 +383,16 @@ Result<BuildResult> Build(const BuildRequest& request, const Environment& env) {
   ec.app.port = file.app.port;
   ec.app.restart = file.app.restart;
   ec.app.restart_limit = file.app.restart_limit;
+  ec.storage = file.storage;
+  if (ec.storage.enabled && ec.storage.witness_pcrs.empty()) {
+    // Trust the built-in witness image of this release (lib/builder/witness.h).
+    auto pcrs = WitnessPcrs(env);
+    if (!pcrs) {
+      return std::move(pcrs).error().WithContext(
+          "[storage] without witness_pcrs trusts the built-in witness image");
+    }
+    ec.storage.witness_pcrs = std::move(*pcrs);
+  }
   if (result.app.Find(config::kEnclaveConfigPath) != nullptr) {
     return Error(Code::kInvalidArgument, "the application must not contain /" +
                                              std::string(config::kEnclaveConfigPath) +

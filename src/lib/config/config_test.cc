@@ -263,3 +263,57 @@ mode = 0o755
 
 }  // namespace
 }  // namespace enclavia::config
+
+namespace enclavia::config {
+namespace {
+
+TEST(StorageSection, RoundTripsThroughEnclaviafileAndEnclaveToml) {
+  const std::string pcr(96, 'a');
+  const std::string key(64, 'b');
+  std::string text = std::string(kHello) + "\n[storage]\npath = \"/var/lib/app\"\nrecovery_key = \"" +
+                     key + "\"\nwitness_pcrs = { \"0\" = \"" + pcr + "\" }\n";
+  auto file = ParseEnclaviafile(text, "/src/hello");
+  ASSERT_TRUE(file) << file.error().message();
+  EXPECT_TRUE(file->storage.enabled);
+  EXPECT_EQ(file->storage.path, "/var/lib/app");
+  EXPECT_EQ(file->storage.recovery_key, key);
+  EXPECT_EQ(file->storage.witness_pcrs.at(0), pcr);
+
+  EnclaveConfig c;
+  c.name = "hello";
+  c.version = "1";
+  c.app.cmd = {"/bin/hello"};
+  c.storage = file->storage;
+  std::string toml = SerializeEnclaveConfig(c);
+  auto back = ParseEnclaveConfig(toml);
+  ASSERT_TRUE(back) << back.error().message() << "\n" << toml;
+  EXPECT_TRUE(back->storage.enabled);
+  EXPECT_EQ(back->storage.path, "/var/lib/app");
+  EXPECT_EQ(back->storage.recovery_key, key);
+  EXPECT_EQ(back->storage.witness_pcrs, file->storage.witness_pcrs);
+  EXPECT_EQ(SerializeEnclaveConfig(*back), toml);
+
+  // No [storage]: disabled, and nothing is written.
+  c.storage = StorageConfig{};
+  auto none = ParseEnclaveConfig(SerializeEnclaveConfig(c));
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->storage.enabled);
+  EXPECT_EQ(SerializeEnclaveConfig(c).find("[storage]"), std::string::npos);
+}
+
+TEST(StorageSection, DefaultsAndRejects) {
+  auto plain = ParseEnclaviafile(std::string(kHello) + "\n[storage]\n", "/d");
+  ASSERT_TRUE(plain) << plain.error().message();
+  EXPECT_EQ(plain->storage.path, "/data");
+  for (const char* bad : {"path = \"relative\"", "path = \"/\"", "path = \"/a/../b\"",
+                          "path = \"/a/\"", "size = 3", "recovery_key = \"abc\"",
+                          "witness_pcrs = { \"32\" = \"00\" }",
+                          "witness_pcrs = { \"0\" = \"XYZ\" }"}) {
+    auto f = ParseEnclaviafile(std::string(kHello) + "\n[storage]\n" + bad + "\n", "/d");
+    ASSERT_FALSE(f) << bad;
+    EXPECT_NE(f.error().message().find("storage"), std::string::npos) << f.error().message();
+  }
+}
+
+}  // namespace
+}  // namespace enclavia::config

@@ -32,7 +32,7 @@ Result<RestartPolicy> ParseRestartPolicy(std::string_view name) {
 Result<EnclaveConfig> ParseEnclaveConfig(std::string_view toml_text) {
   const Doc doc{"enclave.toml"};
   ASSIGN_OR_RETURN(toml::table root, internal::ParseToml(doc, toml_text));
-  // Sections that later components own are accepted here and read by them.
+  // Sections that later components own ([egress], [upgrade]) are accepted here and read by them.
   RETURN_IF_ERROR(internal::CheckKeys(doc, root, "",
                                       {"version", "enclave", "app", "storage", "egress", "upgrade"}));
   ASSIGN_OR_RETURN(auto version, internal::GetInt(doc, root, "", "version", 0, INT32_MAX));
@@ -101,6 +101,11 @@ Result<EnclaveConfig> ParseEnclaveConfig(std::string_view toml_text) {
   ASSIGN_OR_RETURN(auto limit,
                    internal::GetInt(doc, *app, "app.", "restart_limit", 1, kMaxRestartLimit));
   config.app.restart_limit = static_cast<uint32_t>(limit.value_or(kDefaultRestartLimit));
+
+  ASSIGN_OR_RETURN(const toml::table* storage, internal::GetTable(doc, root, "", "storage"));
+  if (storage != nullptr) {
+    ASSIGN_OR_RETURN(config.storage, internal::ParseStorage(doc, *storage));
+  }
   return config;
 }
 
@@ -125,6 +130,7 @@ std::string SerializeEnclaveConfig(const EnclaveConfig& config) {
   for (const auto& [k, v] : config.app.env) {  // std::map: sorted, so deterministic
     out += Key(k) + " = " + Quote(v) + "\n";
   }
+  out += internal::SerializeStorage(config.storage);
   return out;
 }
 

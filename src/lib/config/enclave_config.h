@@ -51,10 +51,25 @@ struct AppConfig {
   uint32_t restart_limit = kDefaultRestartLimit;  // 1..kMaxRestartLimit
 };
 
+// StorageConfig is the image's [storage] section (docs/storage.md). Present means the image can
+// mount a volume; whether it gets one is decided at deploy time (`enclavia deploy --storage`).
+struct StorageConfig {
+  bool enabled = false;
+  std::string path = "/data";  // where the volume's btrfs is mounted (absolute, not "/")
+  // witness_pcrs: the PCRs (index → lowercase hex) an anti-rollback witness enclave must attest
+  // to before the volume trusts its answers. Empty: no witness can be trusted, so the volume
+  // mounts unprotected against rollback across restarts (and says so).
+  std::map<uint16_t, std::string> witness_pcrs;
+  // recovery_key: the owner's Ed25519 public key (64 hex characters) that may sign a recovery
+  // when every witness lost its state (`enclavia storage recover`); empty: no recovery possible.
+  std::string recovery_key;
+};
+
 struct EnclaveConfig {
   std::string name;
   std::string version;
   AppConfig app;
+  StorageConfig storage;
 };
 
 // ParseEnclaveConfig parses enclave.toml. Strict: unknown keys in [enclave] and [app] are an

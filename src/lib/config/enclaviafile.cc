@@ -75,7 +75,8 @@ Result<void> ParseKernel(const Doc& doc, const toml::table& root, const std::str
 Result<Enclaviafile> ParseEnclaviafile(std::string_view text, const std::string& dir) {
   const Doc doc{"Enclaviafile"};
   ASSIGN_OR_RETURN(toml::table root, internal::ParseToml(doc, text));
-  RETURN_IF_ERROR(internal::CheckKeys(doc, root, "", {"image", "app", "kernel", "eif"}));
+  RETURN_IF_ERROR(
+      internal::CheckKeys(doc, root, "", {"image", "app", "kernel", "eif", "storage"}));
 
   Enclaviafile file;
   file.dir = dir;
@@ -169,6 +170,10 @@ Result<Enclaviafile> ParseEnclaviafile(std::string_view text, const std::string&
     ASSIGN_OR_RETURN(auto cpus, internal::GetInt(doc, *eif, "eif.", "cpus", 1, 1024));
     file.eif.memory_mib = static_cast<uint64_t>(mem.value_or(1024));
     file.eif.cpus = static_cast<uint64_t>(cpus.value_or(2));
+  }
+  ASSIGN_OR_RETURN(const toml::table* storage, internal::GetTable(doc, root, "", "storage"));
+  if (storage != nullptr) {
+    ASSIGN_OR_RETURN(file.storage, internal::ParseStorage(doc, *storage));
   }
   return file;
 }

@@ -47,6 +47,7 @@ struct EifSpec {
 };
 
 struct Enclaviafile {
+  StorageConfig storage;  // [storage]: copied into enclave.toml as is
   std::string dir;  // absolute directory holding the Enclaviafile (and enclavia.lock)
   std::string name;
   std::string version;

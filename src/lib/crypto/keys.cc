@@ -361,6 +361,18 @@ Result<PrivateKey> PrivateKey::FromPkcs8Der(ByteSpan der) {
   return FromEvp(std::move(key));
 }
 
+Result<PrivateKey> PrivateKey::FromEd25519Seed(ByteSpan seed32) {
+  if (seed32.size() != 32) {
+    return Error(Code::kInvalidArgument, "key: an Ed25519 seed is 32 bytes");
+  }
+  ossl::Ptr<EVP_PKEY> key(
+      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed32.data(), seed32.size()));
+  if (key == nullptr) {
+    return OsslError(Code::kInternal, "key: cannot make an Ed25519 key from a seed");
+  }
+  return PrivateKey(SignatureAlgorithm::kEd25519, std::move(key));
+}
+
 PublicKey PrivateKey::public_key() const {
   // Round-trip through SubjectPublicKeyInfo so the PublicKey holds no private
   // material.

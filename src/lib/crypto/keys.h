@@ -74,6 +74,9 @@ class PrivateKey {
                                     std::optional<std::string_view> passphrase = std::nullopt);
   // FromPkcs8Der parses an unencrypted DER PKCS#8 PrivateKeyInfo.
   static Result<PrivateKey> FromPkcs8Der(ByteSpan der);
+  // FromEd25519Seed makes the Ed25519 key whose RFC 8032 secret is `seed32` (for keys derived
+  // with HKDF); kInvalidArgument unless it is 32 bytes. `seed32` need not outlive the call.
+  static Result<PrivateKey> FromEd25519Seed(ByteSpan seed32);
 
   PrivateKey(PrivateKey&&) noexcept = default;
   PrivateKey& operator=(PrivateKey&&) noexcept = default;

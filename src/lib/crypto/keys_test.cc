@@ -67,6 +67,20 @@ TEST(Ed25519Test, MatchesRfc8032Tests1And2) {
   }
 }
 
+TEST(Ed25519Test, FromSeedMatchesRfc8032AndRejectsOtherSizes) {
+  for (const Rfc8032Vector& v : kRfc8032Vectors) {
+    auto key = PrivateKey::FromEd25519Seed(Hex(v.secret));
+    ASSERT_TRUE(key.has_value());
+    EXPECT_EQ(HexEncode(key->public_key().ToRaw()), v.public_key);
+    auto signature = key->Sign(Hex(v.message));
+    ASSERT_TRUE(signature.has_value());
+    EXPECT_EQ(HexEncode(*signature), v.signature);
+  }
+  auto short_seed = PrivateKey::FromEd25519Seed(Bytes(31, 1));
+  ASSERT_FALSE(short_seed.has_value());
+  EXPECT_EQ(short_seed.error().code(), Code::kInvalidArgument);
+}
+
 TEST(Ed25519Test, HasNoDerSignatures) {
   PrivateKey key = PrivateKey::Generate(SignatureAlgorithm::kEd25519);
   auto der = key.SignDer(AsBytes("m"));

@@ -21,11 +21,23 @@ namespace enclavia::transport {
 inline constexpr uint32_t kIngressPort = 5000;      // Noise channels (src/enclave/ingress).
 inline constexpr uint32_t kAttestationPort = 5001;  // Public documents for any nonce.
 
+// The parent's ports the enclave dials (docs/storage.md).
+inline constexpr uint32_t kStoragePort = 5002;  // The host's storage service (volume objects).
+inline constexpr uint32_t kKmsPort = 5003;      // KMS (locally: the sandbox's KMS simulator).
+// Witness i (0-based) of a volume is reached through the parent's port kWitnessPortBase + i; the
+// host pipes it to that witness enclave's public WebSocket port.
+inline constexpr uint32_t kWitnessPortBase = 5100;
+inline constexpr uint32_t kMaxWitnesses = 7;
+
 inline constexpr uint32_t kParentCid = 3;
 inline constexpr uint32_t kAnyCid = 0xFFFFFFFF;  // VMADDR_CID_ANY.
 
 // kLocalVsockDir is where a local sandbox sees its vsock directory.
 inline constexpr std::string_view kLocalVsockDir = "/run/enclavia/vsock";
+// kLocalBlockDir is where a local sandbox sees <enclave-dir>/blk: the enclave's NBD server listens
+// on nbd.sock there, and control.sock asks the sandbox (playing the enclave kernel's NBD client)
+// to attach it as /dev/nbd0 (docs/storage.md, "The block device").
+inline constexpr std::string_view kLocalBlockDir = "/run/enclavia/blk";
 
 // Endpoint names one enclave's vsock ports from the host's side: its CID (Nitro) or its vsock
 // directory (local provider). Exactly one of the two is set.

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "lib/config/internal/toml.h"
 
+#include <cstdlib>
+
 #include <cstdio>
 #include <exception>
 
@@ -205,6 +207,74 @@ std::string StringArray(const std::vector<std::string>& items) {
     out += Quote(items[i]);
   }
   out += "]";
+  return out;
+}
+
+
+namespace {
+bool IsLowerHex(std::string_view s) {
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+      return false;
+    }
+  }
+  return true;
+}
+}  // namespace
+
+Result<StorageConfig> ParseStorage(const Doc& doc, const toml::table& table) {
+  RETURN_IF_ERROR(CheckKeys(doc, table, "storage.", {"path", "witness_pcrs", "recovery_key"}));
+  StorageConfig out;
+  out.enabled = true;
+  ASSIGN_OR_RETURN(auto path, GetString(doc, table, "storage.", "path"));
+  if (path.has_value()) {
+    out.path = *path;
+  }
+  if (out.path.size() < 2 || out.path[0] != '/' || out.path.back() == '/' ||
+      out.path.find("/../") != std::string::npos || out.path.find("//") != std::string::npos ||
+      out.path.ends_with("/..") || out.path.find('\0') != std::string::npos) {
+    return Error(Code::kInvalidArgument,
+                 doc.name + ": storage.path must be an absolute directory other than /, not '" +
+                     out.path + "'");
+  }
+  ASSIGN_OR_RETURN(auto pcrs, GetStringMap(doc, table, "storage.", "witness_pcrs"));
+  for (const auto& [index, hex] : pcrs.value_or(std::map<std::string, std::string>{})) {
+    char* end = nullptr;
+    unsigned long n = std::strtoul(index.c_str(), &end, 10);
+    if (index.empty() || index.size() > 2 || *end != '\0' || n > 31) {
+      return Error(Code::kInvalidArgument,
+                   doc.name + ": storage.witness_pcrs: '" + index + "' is not a PCR index 0..31");
+    }
+    if (hex.size() != 96 || !IsLowerHex(hex)) {
+      return Error(Code::kInvalidArgument, doc.name + ": storage.witness_pcrs." + index +
+                                               " must be 96 lowercase hex characters");
+    }
+    out.witness_pcrs[static_cast<uint16_t>(n)] = hex;
+  }
+  ASSIGN_OR_RETURN(auto recovery, GetString(doc, table, "storage.", "recovery_key"));
+  out.recovery_key = recovery.value_or("");
+  if (!out.recovery_key.empty() && (out.recovery_key.size() != 64 || !IsLowerHex(out.recovery_key))) {
+    return Error(Code::kInvalidArgument,
+                 doc.name + ": storage.recovery_key must be 64 lowercase hex characters (Ed25519)");
+  }
+  return out;
+}
+
+std::string SerializeStorage(const StorageConfig& storage) {
+  if (!storage.enabled) {
+    return "";
+  }
+  std::string out = "\n[storage]\n";
+  out += "path = " + Quote(storage.path) + "\n";
+  if (!storage.recovery_key.empty()) {
+    out += "recovery_key = " + Quote(storage.recovery_key) + "\n";
+  }
+  if (!storage.witness_pcrs.empty()) {
+    out += "\n[storage.witness_pcrs]\n";
+    for (const auto& [index, hex] : storage.witness_pcrs) {
+      out += Quote(std::to_string(index)) + " = " + Quote(hex) + "\n";
+    }
+  }
   return out;
 }
 

@@ -16,6 +16,7 @@
 #include <toml++/toml.h>
 
 #include "lib/base/result.h"
+#include "lib/config/enclave_config.h"
 
 namespace enclavia::config::internal {
 
@@ -54,6 +55,13 @@ Result<const toml::table*> GetTable(const Doc& doc, const toml::table& table,
                                     std::string_view prefix, std::string_view key);
 
 // Writer helpers: TOML basic strings and keys, quoted only when needed.
+// ParseStorage reads a [storage] table into `out` (enabled = true): path (absolute, not "/"),
+// witness_pcrs (a table "index" = "hex", index 0..31, 96 hex characters), recovery_key (64 hex
+// characters). The Enclaviafile and enclave.toml share it, so both accept the same section.
+Result<StorageConfig> ParseStorage(const Doc& doc, const toml::table& table);
+// SerializeStorage renders a [storage] section deterministically ("" when not enabled).
+std::string SerializeStorage(const StorageConfig& storage);
+
 std::string Quote(std::string_view s);
 std::string Key(std::string_view k);
 std::string StringArray(const std::vector<std::string>& items);
