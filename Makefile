@@ -16,8 +16,10 @@ build:
 	cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 	cmake --build build -j $(JOBS)
 
+# Two more test slots than cores: the integration tests spend most of their time waiting on
+# enclaves, sockets and fsyncs, not on the CPU.
 test: deps build
-	ctest --test-dir build --output-on-failure -j $(JOBS)
+	ctest --test-dir build --output-on-failure -j $$(( $(JOBS) + 2 ))
 
 demo: deps build
 	./scripts/demo

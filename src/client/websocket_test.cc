@@ -2,6 +2,7 @@
 // AsyncDial over DialOptions::via: the WebSocket runs over the given stream address (here a Unix
 // socket) and the URL only names the Host header and the path.
 #include "client/websocket.h"
+#include "testing/temp_dir.h"
 
 #include <stdlib.h>
 
@@ -24,22 +25,7 @@ namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using local = asio::local::stream_protocol;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "enclavia_ws_XXXXXX";
-    ENCLAVIA_CHECK(mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 // UnixEchoServer accepts one WebSocket on a Unix socket, records the upgrade's Host and target,
 // and echoes one binary message.

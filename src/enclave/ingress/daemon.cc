@@ -3,6 +3,7 @@
 
 #include <utility>
 
+#include "lib/base/flags.h"
 #include "lib/transport/transport.h"
 
 namespace enclavia::enclave {
@@ -54,38 +55,22 @@ void Daemon::Stop() {
 
 Result<DaemonFlags> ParseDaemonFlags(const std::vector<std::string>& args) {
   DaemonFlags flags;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string arg = args[i];
-    if (arg == "--help" || arg == "-h") {
+  ASSIGN_OR_RETURN(std::vector<Flag> parsed, SplitFlags(args, {"--help", "-h"}));
+  for (const Flag& flag : parsed) {
+    if (flag.value.empty()) {
       flags.help = true;
-      continue;
-    }
-    std::string value;
-    size_t eq = arg.find('=');
-    if (arg.starts_with("--") && eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-    } else if (i + 1 < args.size()) {
-      value = args[++i];
-    } else {
-      return Error(Code::kInvalidArgument,
-                   arg.starts_with("--") ? arg + " needs a value" : "unexpected argument '" + arg + "'");
-    }
-    if (value.empty()) {
-      return Error(Code::kInvalidArgument, arg + " needs a non-empty value");
-    }
-    if (arg == "--config") {
-      flags.config_path = value;
-    } else if (arg == "--nsm") {
-      flags.nsm_path = value;
-    } else if (arg == "--listen" || arg == "--attestation-listen") {
-      auto address = net::ParseAddress(value);
+    } else if (flag.name == "--config") {
+      flags.config_path = flag.value;
+    } else if (flag.name == "--nsm") {
+      flags.nsm_path = flag.value;
+    } else if (flag.name == "--listen" || flag.name == "--attestation-listen") {
+      auto address = net::ParseAddress(flag.value);
       if (!address) {
-        return std::move(address).error().WithContext(arg);
+        return std::move(address).error().WithContext(flag.name);
       }
-      (arg == "--listen" ? flags.ingress_listen : flags.attestation_listen) = *address;
+      (flag.name == "--listen" ? flags.ingress_listen : flags.attestation_listen) = *address;
     } else {
-      return Error(Code::kInvalidArgument, "unexpected argument '" + arg + "'");
+      return UnexpectedFlag(flag);
     }
   }
   return flags;

@@ -856,7 +856,7 @@ TEST_F(StartStorageTest, SilenceOrACrashIsAnError) {
   auto crashed = StartStorage({Script("exit 3")}, -1, std::chrono::seconds(10));
   ASSERT_FALSE(crashed);
   EXPECT_NE(crashed.error().message().find("without a report"), std::string::npos);
-  auto silent = StartStorage({Script("sleep 30")}, -1, std::chrono::milliseconds(300));
+  auto silent = StartStorage({Script("exec sleep 30")}, -1, std::chrono::milliseconds(300));
   ASSERT_FALSE(silent);
   EXPECT_NE(silent.error().message().find("did not report"), std::string::npos);
 }

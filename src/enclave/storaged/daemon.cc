@@ -17,6 +17,7 @@
 #include "enclave/storaged/attach.h"
 #include "enclave/witness/link.h"
 #include "enclave/witness/server.h"
+#include "lib/base/flags.h"
 #include "lib/attestation/nsm_socket.h"
 #include "lib/base/encoding.h"
 #include "lib/base/file.h"
@@ -296,42 +297,26 @@ class Runner {
 
 Result<StorageFlags> ParseStorageFlags(const std::vector<std::string>& args) {
   StorageFlags flags;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string arg = args[i];
-    if (arg == "--help" || arg == "-h") {
+  ASSIGN_OR_RETURN(std::vector<Flag> parsed, SplitFlags(args, {"--help", "-h"}));
+  for (const Flag& flag : parsed) {
+    if (flag.value.empty()) {
       flags.help = true;
-      continue;
-    }
-    std::string value;
-    size_t eq = arg.find('=');
-    if (arg.starts_with("--") && eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-    } else if (i + 1 < args.size()) {
-      value = args[++i];
-    } else {
-      return Error(Code::kInvalidArgument,
-                   arg.starts_with("--") ? arg + " needs a value" : "unexpected argument '" + arg + "'");
-    }
-    if (value.empty()) {
-      return Error(Code::kInvalidArgument, arg + " needs a non-empty value");
-    }
-    if (arg == "--config") {
-      flags.config_path = value;
-    } else if (arg == "--nsm") {
-      flags.nsm_path = value;
-    } else if (arg == "--ready-fd") {
+    } else if (flag.name == "--config") {
+      flags.config_path = flag.value;
+    } else if (flag.name == "--nsm") {
+      flags.nsm_path = flag.value;
+    } else if (flag.name == "--ready-fd") {
       char* end = nullptr;
-      long fd = std::strtol(value.c_str(), &end, 10);
+      long fd = std::strtol(flag.value.c_str(), &end, 10);
       if (*end != '\0' || fd < 0 || fd > 1023) {
         return Error(Code::kInvalidArgument, "--ready-fd needs a descriptor number");
       }
       flags.ready_fd = static_cast<int>(fd);
-    } else if (arg == "--storage" || arg == "--kms") {
-      ASSIGN_OR_RETURN(net::Address address, net::ParseAddress(value));
-      (arg == "--storage" ? flags.storage : flags.kms) = address;
+    } else if (flag.name == "--storage" || flag.name == "--kms") {
+      ASSIGN_OR_RETURN(net::Address address, net::ParseAddress(flag.value));
+      (flag.name == "--storage" ? flags.storage : flags.kms) = address;
     } else {
-      return Error(Code::kInvalidArgument, "unexpected argument '" + arg + "'");
+      return UnexpectedFlag(flag);
     }
   }
   return flags;

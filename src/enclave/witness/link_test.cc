@@ -21,6 +21,7 @@
 #include "host/relay/relay.h"
 #include "lib/crypto/keys.h"
 #include "lib/witness/witness_set.h"
+#include "testing/temp_dir.h"
 
 namespace enclavia::enclave {
 namespace {
@@ -29,22 +30,7 @@ namespace asio = boost::asio;
 
 Bytes Pcr(uint8_t fill) { return Bytes(attestation::kPcrSize, fill); }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "enclavia_witness_link_XXXXXX";
-    ENCLAVIA_CHECK(mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 storage::CommitRecord SignedRecord(const crypto::PrivateKey& key, uint64_t version) {
   storage::CommitRecord r;

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "lib/base/flags.h"
 #include "lib/witness/link.h"
 #include "lib/witness/protocol.h"
 
@@ -162,41 +163,22 @@ Result<std::shared_ptr<const attestation::Verifier>> VerifierFromOwnNsm(attestat
 
 Result<WitnessFlags> ParseWitnessFlags(const std::vector<std::string>& args) {
   WitnessFlags flags;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string arg = args[i];
-    if (arg == "--help" || arg == "-h") {
-      flags.help = true;
-      continue;
-    }
-    if (arg == "--allow-debug") {
+  ASSIGN_OR_RETURN(std::vector<Flag> parsed, SplitFlags(args, {"--help", "-h", "--allow-debug"}));
+  for (const Flag& flag : parsed) {
+    if (flag.name == "--allow-debug") {
       flags.allow_debug = true;
-      continue;
-    }
-    std::string value;
-    size_t eq = arg.find('=');
-    if (arg.starts_with("--") && eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-    } else if (arg.starts_with("--") && i + 1 < args.size()) {
-      value = args[++i];
-    } else {
-      return Error(Code::kInvalidArgument, arg.starts_with("--")
-                                               ? arg + " needs a value"
-                                               : "unexpected argument '" + arg + "'");
-    }
-    if (value.empty()) {
-      return Error(Code::kInvalidArgument, arg + " needs a non-empty value");
-    }
-    if (arg == "--listen") {
-      auto address = net::ParseAddress(value);
+    } else if (flag.value.empty()) {
+      flags.help = true;
+    } else if (flag.name == "--listen") {
+      auto address = net::ParseAddress(flag.value);
       if (!address) {
-        return std::move(address).error().WithContext(arg);
+        return std::move(address).error().WithContext(flag.name);
       }
       flags.listen = address->ToString();
-    } else if (arg == "--nsm") {
-      flags.nsm_path = value;
+    } else if (flag.name == "--nsm") {
+      flags.nsm_path = flag.value;
     } else {
-      return Error(Code::kInvalidArgument, "unexpected argument '" + arg + "'");
+      return UnexpectedFlag(flag);
     }
   }
   return flags;

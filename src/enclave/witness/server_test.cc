@@ -17,6 +17,7 @@
 #include "lib/crypto/keys.h"
 #include "lib/witness/link.h"
 #include "lib/witness/witness_set.h"
+#include "testing/temp_dir.h"
 
 namespace enclavia::enclave {
 namespace {
@@ -26,22 +27,7 @@ using witness::VolumeId;
 
 Bytes Pcr(uint8_t fill) { return Bytes(attestation::kPcrSize, fill); }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "enclavia_witness_srv_XXXXXX";
-    ENCLAVIA_CHECK(mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 class Volume {
  public:

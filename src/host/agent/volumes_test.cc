@@ -18,24 +18,14 @@
 #include <gtest/gtest.h>
 
 #include "lib/storage/remote_store.h"
+#include "testing/temp_dir.h"
 
 namespace enclavia::host {
 namespace {
 
 using json = nlohmann::json;
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = std::filesystem::temp_directory_path() / "enclavia-volumes-XXXXXX";
-    ENCLAVIA_CHECK(::mkdtemp(path_.data()) != nullptr);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 TEST(VolumeSpecTest, ParsesAndRoundTrips) {
   auto spec = ParseVolumeSpec(json{{"size_bytes", 1 << 30},

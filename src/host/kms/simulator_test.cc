@@ -14,28 +14,14 @@
 #include "host/nsm/simulator.h"
 #include "lib/crypto/random.h"
 #include "lib/kms/local_kms.h"
+#include "testing/temp_dir.h"
 
 namespace enclavia::host {
 namespace {
 
 Bytes Pcr(uint8_t fill) { return Bytes(attestation::kPcrSize, fill); }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "enclavia_kms_XXXXXX";
-    ENCLAVIA_CHECK(mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 class KmsSimulatorTest : public ::testing::Test {
  protected:

@@ -136,6 +136,13 @@ Result<aws::HttpResponse> CurlFetch(const aws::HttpRequest& request, const CurlO
     return Error(Code::kLimitExceeded,
                  request.method + " " + request.url + ": response body over the limit");
   }
+  if (rc == CURLE_PARTIAL_FILE) {
+    // The body ended before its Content-Length: a torn object (a server that stored an
+    // interrupted upload), or a connection cut mid-body. kMalformed, so that a reader can tell it
+    // from a server that does not answer; S3ObjectStore retries it like a connection error.
+    return Error(Code::kMalformed, request.method + " " + request.url +
+                                       ": the body is shorter than its Content-Length");
+  }
   if (rc != CURLE_OK) {
     return Error(Code::kUnavailable,
                  request.method + " " + request.url + ": " + curl_easy_strerror(rc));

@@ -19,7 +19,8 @@ struct CurlOptions {
 
 // CurlFetch performs `request` (http or https only; redirects are not followed; "HEAD" asks for
 // headers only). Any HTTP status is a response; kUnavailable when no response came (connection
-// refused, timeout, reset), kLimitExceeded for a body over the cap. Thread-safe.
+// refused, timeout, reset), kMalformed for a body shorter than its Content-Length (a torn
+// object), kLimitExceeded for a body over the cap. Thread-safe.
 Result<aws::HttpResponse> CurlFetch(const aws::HttpRequest& request, const CurlOptions& options);
 
 }  // namespace enclavia::host

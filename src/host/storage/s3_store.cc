@@ -215,7 +215,8 @@ Result<aws::HttpResponse> S3ObjectStore::Send(const Call& call) {
     auto response =
         config_.transport ? config_.transport(request) : CurlFetch(request, config_.http);
     bool retryable = response ? (response->status >= 500 || response->status == 429)
-                              : response.error().code() == Code::kUnavailable;
+                              : response.error().code() == Code::kUnavailable ||
+                                    response.error().code() == Code::kMalformed;
     if (!retryable || attempt >= config_.max_attempts) {
       return response;
     }

@@ -121,6 +121,13 @@ struct DecodeOptions {
 // duplicate keys, trailing bytes). Never allocates more than a small multiple of data.size().
 Result<Value> Decode(ByteSpan data, const DecodeOptions& options = {});
 
+// DecodeDeterministicMap decodes a protocol message: one definite-length map, nothing
+// indefinite or undefined, in the deterministic encoding (re-encoding gives the same bytes: one
+// message, one byte form, no alternative encodings for a tamperer to play with). kMalformed "is
+// not CBOR: …", "is not a map" or "is not in deterministic encoding" (callers prefix the
+// message's name); kLimitExceeded for a cap of `limits`.
+Result<Value> DecodeDeterministicMap(ByteSpan data, DecodeOptions limits);
+
 // DecodePrefix parses one data item at the start of `data` and returns it with the number of
 // bytes it used; the rest of `data` is not examined.
 Result<std::pair<Value, size_t>> DecodePrefix(ByteSpan data, const DecodeOptions& options = {});

@@ -364,4 +364,23 @@ Result<Value> Decode(ByteSpan data, const DecodeOptions& options) {
   return std::move(decoded.first);
 }
 
+Result<Value> DecodeDeterministicMap(ByteSpan data, DecodeOptions limits) {
+  limits.allow_indefinite = false;
+  limits.allow_undefined = false;
+  auto value = Decode(data, limits);
+  if (!value) {
+    if (value.error().code() == Code::kLimitExceeded) {
+      return std::move(value).error();
+    }
+    return Error(Code::kMalformed, "is not CBOR: " + value.error().message());
+  }
+  if (!value->is_map()) {
+    return Error(Code::kMalformed, "is not a map");
+  }
+  if (Encode(*value) != Bytes(data.begin(), data.end())) {
+    return Error(Code::kMalformed, "is not in deterministic encoding");
+  }
+  return value;
+}
+
 }  // namespace enclavia::cbor

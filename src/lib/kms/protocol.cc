@@ -34,17 +34,9 @@ Result<Value> DecodeMap(ByteSpan data, std::initializer_list<std::string_view> k
   options.max_input_size = kMaxMessageSize;
   options.max_depth = 2;
   options.max_items = 32;
-  options.allow_indefinite = false;
-  options.allow_undefined = false;
-  auto root = cbor::Decode(data, options);
+  auto root = cbor::DecodeDeterministicMap(data, options);
   if (!root) {
-    return Malformed("not CBOR: " + root.error().message());
-  }
-  if (!root->is_map()) {
-    return Malformed("message is not a map");
-  }
-  if (cbor::Encode(*root) != Bytes(data.begin(), data.end())) {
-    return Malformed("message is not in deterministic encoding");
+    return Malformed("message " + root.error().message());
   }
   const Value* version = root->Find("v");
   if (version == nullptr || !version->is_unsigned() || version->as_uint() != kKmsProtocolVersion) {

@@ -248,18 +248,10 @@ Result<Message> DecodeMessage(ByteSpan data) {
   options.max_input_size = kMaxFrameSize;
   options.max_depth = 4;
   options.max_items = 64;
-  options.allow_indefinite = false;
-  options.allow_undefined = false;
-  auto root = cbor::Decode(data, options);
-  if (!root) {
-    return Malformed("not CBOR: " + root.error().message());
-  }
-  if (!root->is_map()) {
-    return Malformed("message is not a map");
-  }
   // One message, one byte form: no alternative encodings for a tamperer to play with.
-  if (cbor::Encode(*root) != Bytes(data.begin(), data.end())) {
-    return Malformed("message is not in deterministic encoding");
+  auto root = cbor::DecodeDeterministicMap(data, options);
+  if (!root) {
+    return Malformed("message " + root.error().message());
   }
   const Value* version = root->Find("v");
   if (version == nullptr || !version->is_unsigned()) {

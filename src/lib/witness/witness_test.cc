@@ -19,6 +19,7 @@
 #include "lib/witness/link.h"
 #include "lib/witness/state.h"
 #include "lib/witness/witness_set.h"
+#include "testing/temp_dir.h"
 
 namespace enclavia::witness {
 namespace {
@@ -27,22 +28,7 @@ using storage::CommitRecord;
 
 Bytes Pcr(uint8_t fill) { return Bytes(attestation::kPcrSize, fill); }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "enclavia_witness_XXXXXX";
-    ENCLAVIA_CHECK(mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 // Volume signs commit records as the block store does, with the volume's Ed25519 key.
 class Volume {

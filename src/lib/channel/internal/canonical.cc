@@ -11,17 +11,9 @@ Result<cbor::Value> DecodeCanonical(ByteSpan data, std::string_view prefix, std:
                                     std::initializer_list<std::string_view> keys,
                                     cbor::DecodeOptions limits) {
   std::string what = std::string(prefix) + ": " + std::string(name);
-  limits.allow_indefinite = false;
-  limits.allow_undefined = false;
-  auto value = cbor::Decode(data, limits);
+  auto value = cbor::DecodeDeterministicMap(data, limits);
   if (!value) {
-    return Error(Code::kMalformed, what + " is not CBOR: " + value.error().message());
-  }
-  if (!value->is_map()) {
-    return Error(Code::kMalformed, what + " is not a map");
-  }
-  if (cbor::Encode(*value) != Bytes(data.begin(), data.end())) {
-    return Error(Code::kMalformed, what + " is not in deterministic encoding");
+    return Error(value.error().code(), what + " " + value.error().message());
   }
   for (const auto& [k, v] : value->as_map()) {
     bool known = false;
