@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -314,7 +315,9 @@ void PrintEnclave(const json& enclave, std::ostream& out) {
 }
 
 // WaitReachable polls the enclave's relay /healthz until its ingress answers.
-bool WaitReachable(const std::string& url) {
+// WaitReachable polls the relay's /healthz for up to 30 s; `stopped` (checked twice a second)
+// ends the wait early when the enclave is known to have stopped.
+bool WaitReachable(const std::string& url, const std::function<bool()>& stopped = nullptr) {
   // ws://HOST:PORT/ → tcp:HOST:PORT
   std::string rest = url.substr(url.find("//") + 2);
   std::string hostport = rest.substr(0, rest.find('/'));
@@ -323,7 +326,14 @@ bool WaitReachable(const std::string& url) {
     return false;
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  auto next_check = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
   while (std::chrono::steady_clock::now() < deadline) {
+    if (stopped && std::chrono::steady_clock::now() >= next_check) {
+      if (stopped()) {
+        return false;
+      }
+      next_check = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    }
     http::Request request;
     request.method = "GET";
     request.target = "/healthz";
@@ -336,6 +346,37 @@ bool WaitReachable(const std::string& url) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;
+}
+
+// WaitServing waits until enclave NAME answers at `url`. When it stops instead (a volume it
+// refuses to mount, an app that exits), the error says why, from the volume's report or the
+// exit status.
+Result<void> WaitServing(const Api& control, const std::string& name, const std::string& url) {
+  json last;
+  bool reachable = WaitReachable(url, [&] {
+    auto view = CallJson(control, "GET", "/v1/enclaves/" + name);
+    if (!view) {
+      return false;
+    }
+    last = std::move(*view);
+    return Str(last, "state") == "stopped";
+  });
+  if (reachable) {
+    return Ok();
+  }
+  if (Str(last, "state") == "stopped") {
+    const json* storage = last.contains("storage") && last["storage"].is_object()
+                              ? &last["storage"]
+                              : nullptr;
+    if (storage != nullptr && storage->contains("status") && (*storage)["status"].is_object() &&
+        (*storage)["status"].contains("error")) {
+      return Error(Code::kFailedPrecondition,
+                   name + " stopped: " + (*storage)["status"]["error"].get<std::string>());
+    }
+    return Error(Code::kFailedPrecondition, name + " stopped (see `enclavia inspect " + name + "`)");
+  }
+  return Error(Code::kUnavailable, name + " did not answer within 30 s; see `enclavia inspect " +
+                                       name + "`");
 }
 
 }  // namespace
@@ -586,11 +627,12 @@ int RunDeploy(const DeployFlags& flags, std::ostream& out, std::ostream& err) {
     return Fail(err, "deploy", enclave.error());
   }
   std::string url = Str(*enclave, "url");
-  if (flags.wait && !url.empty() && !WaitReachable(url)) {
-    err << "enclavia deploy: " << flags.name << " started but its ingress did not answer within "
-        << "30 s; see `enclavia inspect " << flags.name << "`"
-        << (flags.debug ? " and `enclavia logs " + flags.name + "`" : "") << "\n";
-    return 1;
+  if (flags.wait && !url.empty()) {
+    if (auto serving = WaitServing(*control, flags.name, url); !serving) {
+      err << "enclavia deploy: " << serving.error().message()
+          << (flags.debug ? " (and `enclavia logs " + flags.name + "`)" : "") << "\n";
+      return 1;
+    }
   }
   if (flags.json) {
     out << enclave->dump(2) << "\n";
@@ -670,9 +712,10 @@ int RunRestart(const EnclaveFlags& flags, std::ostream& out, std::ostream& err) 
     return Fail(err, "restart", enclave.error());
   }
   std::string url = Str(*enclave, "url");
-  if (!url.empty() && !WaitReachable(url)) {
-    err << "enclavia restart: " << flags.name << " did not answer within 30 s\n";
-    return 1;
+  if (!url.empty()) {
+    if (auto serving = WaitServing(*control, flags.name, url); !serving) {
+      return Fail(err, "restart", serving.error());
+    }
   }
   out << "enclavia restart: " << flags.name << " is " << Str(*enclave, "state") << " at " << url
       << "\n";
