@@ -473,6 +473,12 @@ class Session final : public SessionBase {
   }
 
   void WriteClient() {
+    // Counted before the write starts: a client that has received the record must find it
+    // counted (counting on completion raced the client's read).
+    if (!answered_) {
+      answered_ = true;
+      state_->answered.fetch_add(1);
+    }
     ws_.async_write(down_record_,
                     [self = Self()](error_code ec, size_t) { self->OnClientWritten(ec); });
   }
@@ -486,10 +492,6 @@ class Session final : public SessionBase {
       return;
     }
     state_->bytes_down.fetch_add(down_record_.size());
-    if (!answered_) {
-      answered_ = true;
-      state_->answered.fetch_add(1);
-    }
     Touch();
     if (!closing_) {
       ReadEnclave();
