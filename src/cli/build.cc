@@ -13,6 +13,7 @@
 #include "lib/base/encoding.h"
 #include "lib/base/file.h"
 #include "lib/builder/builder.h"
+#include "lib/builder/image_config.h"
 #include "lib/builder/reproduce.h"
 #include "lib/crypto/keys.h"
 #include "lib/crypto/x509.h"
@@ -258,6 +259,27 @@ int RunDescribe(const DescribeFlags& flags, std::ostream& out, std::ostream& err
       out << "  signed    no\n";
     }
     PrintPcrs(out, info->measurements);
+    // The measured configuration's network reach (PCR2 covers it): what a client trusting these
+    // PCRs also trusts about where the enclave can connect.
+    if (auto config = builder::ReadImageConfig(flags.file); config) {
+      const config::EgressConfig& egress = config->egress;
+      if (!egress.enabled) {
+        out << "  egress    off (no network interface)\n";
+      } else {
+        out << "  egress    on, " << egress.allow.size() << " allow rules, resolvers";
+        for (const std::string& r : egress.resolvers) {
+          out << " " << r;
+        }
+        if (egress.dnssec == egress::DnssecMode::kOff) {
+          out << ", DNSSEC OFF: answers are not validated (the host can steer allowed names)\n";
+        } else {
+          out << ", dnssec require\n";
+        }
+        for (const std::string& rule : egress.allow) {
+          out << "    allow   " << rule << "\n";
+        }
+      }
+    }
   }
   if (!info->crc_ok) {
     err << "enclavia: " << flags.file << ": CRC mismatch: the image is damaged\n";

@@ -9,8 +9,18 @@
 //   /ls?path=P             the directory's entries, one per line, sorted
 //   /net                   the network interfaces, one per line
 //   /echo?text=T           T (goes to stdout too: the console, in debug mode only)
+//   /resolve?name=N        getaddrinfo(N): "addresses: A B ..." (sorted) or "error: <gai text>"
+//   /fetch?host=H&port=P&path=/X
+//                          resolves H (a name or an IP literal, v4 or v6), connects to the first
+//                          address that takes the connection (3 s timeout each), sends one
+//                          HTTP/1.0 GET and answers "ok <ip> <body>", or "error: <ip>: <text>"
+//                          per address tried
+//   /udp?ip=A&port=P&text=T  sends T in one UDP datagram: "sent" or "error: <errno text>"
+//   /vsock                 socket(AF_VSOCK): "allowed" or "error: <errno text>"
 // Static and dependency-free, like examples/hello.
 #include <arpa/inet.h>
+#include <linux/vm_sockets.h>
+#include <netdb.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -25,6 +35,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -92,6 +103,127 @@ std::string Connect(const std::string& ip, int port) {
   return result;
 }
 
+// ConnectTo connects `fd` (non-blocking) to `sa` within `timeout_ms`: "" or the error text.
+std::string ConnectTo(int fd, const sockaddr* sa, socklen_t len, int timeout_ms) {
+  if (::connect(fd, sa, len) == 0) {
+    return "";
+  }
+  if (errno != EINPROGRESS) {
+    return std::strerror(errno);
+  }
+  pollfd p{fd, POLLOUT, 0};
+  if (::poll(&p, 1, timeout_ms) != 1) {
+    return "timed out";
+  }
+  int err = 0;
+  socklen_t elen = sizeof err;
+  ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
+  return err == 0 ? "" : std::strerror(err);
+}
+
+std::string IpText(const sockaddr* sa) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (sa->sa_family == AF_INET) {
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof buf);
+  } else {
+    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf, sizeof buf);
+  }
+  return buf;
+}
+
+std::string Resolve(const std::string& name) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  int rc = ::getaddrinfo(name.c_str(), nullptr, &hints, &res);
+  if (rc != 0) {
+    return std::string("error: ") + ::gai_strerror(rc) + "\n";
+  }
+  std::set<std::string> ips;
+  for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
+    ips.insert(IpText(a->ai_addr));
+  }
+  ::freeaddrinfo(res);
+  std::string out = "addresses:";
+  for (const std::string& ip : ips) {
+    out += " " + ip;
+  }
+  return out + "\n";
+}
+
+std::string Fetch(const std::string& host, const std::string& port, const std::string& path) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
+  if (rc != 0) {
+    return std::string("error: resolve ") + host + ": " + ::gai_strerror(rc) + "\n";
+  }
+  std::string errors;
+  for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
+    std::string ip = IpText(a->ai_addr);
+    int fd = ::socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+      errors += "error: " + ip + ": socket: " + std::strerror(errno) + "\n";
+      continue;
+    }
+    std::string failed = ConnectTo(fd, a->ai_addr, a->ai_addrlen, 3000);
+    if (!failed.empty()) {
+      errors += "error: " + ip + ": " + failed + "\n";
+      ::close(fd);
+      continue;
+    }
+    std::string request = "GET " + (path.empty() ? std::string("/") : path) +
+                          " HTTP/1.0\r\nHost: " + host + "\r\n\r\n";
+    ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+    std::string response;
+    char buf[4096];
+    while (response.size() < (1 << 20)) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 5000) != 1) {
+        break;
+      }
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n <= 0) {
+        break;
+      }
+      response.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    ::freeaddrinfo(res);
+    size_t body = response.find("\r\n\r\n");
+    return "ok " + ip + " " + (body == std::string::npos ? response : response.substr(body + 4));
+  }
+  ::freeaddrinfo(res);
+  return errors;
+}
+
+std::string SendUdp(const std::string& ip, int port, const std::string& text) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (::inet_pton(AF_INET, ip.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    len = sizeof *v4;
+  } else if (::inet_pton(AF_INET6, ip.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    len = sizeof *v6;
+  } else {
+    return "error: bad ip\n";
+  }
+  int fd = ::socket(ss.ss_family, SOCK_DGRAM, 0);
+  if (fd < 0) {
+    return std::string("error: ") + std::strerror(errno) + "\n";
+  }
+  ssize_t n = ::sendto(fd, text.data(), text.size(), 0, reinterpret_cast<sockaddr*>(&ss), len);
+  std::string out = n < 0 ? std::string("error: ") + std::strerror(errno) + "\n" : "sent\n";
+  ::close(fd);
+  return out;
+}
+
 std::string List(const std::string& path) {
   DIR* dir = ::opendir(path.c_str());
   if (dir == nullptr) {
@@ -154,6 +286,23 @@ std::string Handle(const std::string& path, const std::string& query, const std:
       ::if_freenameindex(names);
     }
     return out;
+  }
+  if (path == "/resolve") {
+    return Resolve(Param(query, "name"));
+  }
+  if (path == "/fetch") {
+    return Fetch(Param(query, "host"), Param(query, "port"), Param(query, "path"));
+  }
+  if (path == "/udp") {
+    return SendUdp(Param(query, "ip"), std::atoi(Param(query, "port").c_str()), Param(query, "text"));
+  }
+  if (path == "/vsock") {
+    int fd = ::socket(AF_VSOCK, SOCK_STREAM, 0);
+    if (fd < 0) {
+      return std::string("error: ") + std::strerror(errno) + "\n";
+    }
+    ::close(fd);
+    return "allowed\n";
   }
   if (path == "/echo") {
     std::string text = Param(query, "text");

@@ -3,7 +3,10 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/audit.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 #include <poll.h>
 #include <signal.h>
@@ -20,6 +23,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -128,6 +132,41 @@ bool DropCapabilities() {
   return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0;
 }
 
+#if defined(__x86_64__)
+constexpr uint32_t kAuditArch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+constexpr uint32_t kAuditArch = AUDIT_ARCH_AARCH64;
+#else
+#error "enclavia-init: add this architecture's AUDIT_ARCH for the vsock seccomp filter"
+#endif
+
+// DenyVsock installs a seccomp filter: socket(AF_VSOCK, ...) fails with EACCES, and system calls
+// of another ABI (x32, i386 compat, where socketcall would bypass the check) fail with ENOSYS.
+// On Nitro any process may open AF_VSOCK to the parent; the application must not, or it could
+// ask the host's egress dialer for connections the enclave's firewall never saw
+// (docs/egress.md, "Threat model"). Needs no_new_privs (set by DropCapabilities).
+// Async-signal-safe.
+bool DenyVsock() {
+  static sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kAuditArch, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+#if defined(__x86_64__)
+      BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1),  // __X32_SYSCALL_BIT
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+#endif
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 3),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args[0])),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_VSOCK, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  static sock_fprog program = {static_cast<unsigned short>(sizeof(filter) / sizeof(filter[0])),
+                               filter};
+  return ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program, 0, 0) == 0;
+}
+
 // ExecChild runs in the forked child and never returns. Only async-signal-safe calls: the
 // parent built every string and pointer array before fork.
 [[noreturn]] void ExecChild(const ChildSetup& setup, char* const argv[], char* const envp[],
@@ -165,7 +204,7 @@ bool DropCapabilities() {
   }
   // Before changing ids: emptying the bounding set takes CAP_SETPCAP, which setuid drops. The
   // permitted set (CAP_SETUID, CAP_SETGID) is untouched until execve.
-  if (setup.drop_privileges && !DropCapabilities()) {
+  if (setup.drop_privileges && (!DropCapabilities() || !DenyVsock())) {
     fail(ChildStage::kCapabilities);
   }
   if (setup.change_ids) {
@@ -343,7 +382,8 @@ Result<Flags> ParseFlags(const std::vector<std::string>& args) {
     if (arg.starts_with("--") && eq != std::string::npos) {
       name = arg.substr(0, eq);
       value = arg.substr(eq + 1);
-    } else if (arg == "--config" || arg == "--ingress" || arg == "--nsm" || arg == "--storage") {
+    } else if (arg == "--config" || arg == "--ingress" || arg == "--nsm" || arg == "--storage" ||
+               arg == "--egress") {
       if (i + 1 == args.size()) {
         return Error(Code::kInvalidArgument, arg + " needs a PATH");
       }
@@ -353,6 +393,7 @@ Result<Flags> ParseFlags(const std::vector<std::string>& args) {
                           : name == "--ingress" ? &flags.ingress_path
                           : name == "--nsm"     ? &flags.nsm_path
                           : name == "--storage" ? &flags.storage_path
+                          : name == "--egress"  ? &flags.egress_path
                                                 : nullptr;
     if (target == nullptr) {
       return Error(Code::kInvalidArgument, "unexpected argument '" + arg + "'");
@@ -811,10 +852,10 @@ void Complain(const std::string& message) {
 
 }  // namespace
 
-Result<StorageDaemon> StartStorage(const std::vector<std::string>& argv, int output_fd,
-                                   std::chrono::milliseconds timeout) {
+Result<ReadyDaemon> StartReadyDaemon(std::string_view name, const std::vector<std::string>& argv,
+                                     int output_fd, std::chrono::milliseconds timeout) {
   if (argv.empty()) {
-    return Error(Code::kInvalidArgument, "no storage daemon");
+    return Error(Code::kInvalidArgument, "no " + std::string(name) + " daemon");
   }
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
@@ -846,7 +887,7 @@ Result<StorageDaemon> StartStorage(const std::vector<std::string>& argv, int out
     ::_exit(kExitExecFailed);
   }
   write_end = sys::UniqueFd();
-  StorageDaemon daemon;
+  ReadyDaemon daemon;
   daemon.pid = pid;
   std::string line;
   auto deadline = Clock::now() + timeout;
@@ -858,8 +899,8 @@ Result<StorageDaemon> StartStorage(const std::vector<std::string>& argv, int out
       continue;
     }
     if (n <= 0) {
-      StopStorage(daemon, std::chrono::milliseconds(0));
-      return Error(Code::kUnavailable, "the storage daemon did not report in " +
+      StopReadyDaemon(daemon, std::chrono::milliseconds(0));
+      return Error(Code::kUnavailable, "the " + std::string(name) + " daemon did not report in " +
                                            std::to_string(timeout.count() / 1000) + " s");
     }
     char buf[256];
@@ -873,8 +914,8 @@ Result<StorageDaemon> StartStorage(const std::vector<std::string>& argv, int out
     line.append(buf, static_cast<size_t>(got));
   }
   line = line.substr(0, line.find('\n'));
-  if (line.starts_with("ready /")) {
-    daemon.mounted = line.substr(6);
+  if (line.starts_with("ready ")) {
+    daemon.detail = line.substr(6);
     return daemon;
   }
   if (line == "none") {
@@ -883,14 +924,15 @@ Result<StorageDaemon> StartStorage(const std::vector<std::string>& argv, int out
     daemon.pid = -1;
     return daemon;
   }
-  StopStorage(daemon, std::chrono::milliseconds(2000));
+  StopReadyDaemon(daemon, std::chrono::milliseconds(2000));
   if (line.starts_with("error ")) {
-    return Error(Code::kFailedPrecondition, "storage: " + line.substr(6));
+    return Error(Code::kFailedPrecondition, std::string(name) + ": " + line.substr(6));
   }
-  return Error(Code::kFailedPrecondition, "storage: the daemon ended without a report");
+  return Error(Code::kFailedPrecondition,
+               std::string(name) + ": the daemon ended without a report");
 }
 
-void StopStorage(StorageDaemon& daemon, std::chrono::milliseconds grace) {
+void StopReadyDaemon(ReadyDaemon& daemon, std::chrono::milliseconds grace) {
   if (daemon.pid <= 0) {
     return;
   }
@@ -909,6 +951,25 @@ void StopStorage(StorageDaemon& daemon, std::chrono::milliseconds grace) {
     }
     ::usleep(10000);
   }
+  daemon.pid = -1;
+}
+
+Result<StorageDaemon> StartStorage(const std::vector<std::string>& argv, int output_fd,
+                                   std::chrono::milliseconds timeout) {
+  ASSIGN_OR_RETURN(ReadyDaemon ready, StartReadyDaemon("storage", argv, output_fd, timeout));
+  StorageDaemon daemon;
+  daemon.pid = ready.pid;
+  if (ready.pid > 0 && !ready.detail.starts_with("/")) {
+    StopReadyDaemon(ready, std::chrono::milliseconds(2000));
+    return Error(Code::kFailedPrecondition, "storage: the daemon ended without a report");
+  }
+  daemon.mounted = ready.detail;
+  return daemon;
+}
+
+void StopStorage(StorageDaemon& daemon, std::chrono::milliseconds grace) {
+  ReadyDaemon ready{daemon.pid, daemon.mounted};
+  StopReadyDaemon(ready, grace);
   daemon.pid = -1;
 }
 
@@ -975,6 +1036,28 @@ int RunInit(const Flags& flags) {
     }
   }
 
+  // Egress, when the image enables it: the emulated NIC, firewall and resolver are up before the
+  // application starts, and an enclave whose policy cannot be enforced does not run at all.
+  ReadyDaemon egress;
+  if (config->egress.enabled) {
+    sys::UniqueFd output;
+    if (!*debug) {
+      output = sys::UniqueFd(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+    }
+    auto started = StartReadyDaemon(
+        "egress", {flags.egress_path, "--config", flags.config_path, "--ready-fd", "3"},
+        output.valid() ? output.get() : -1, std::chrono::seconds(30));
+    if (!started) {
+      Complain(started.error().message());
+      StopStorage(storage, std::chrono::seconds(20));
+      return kExitError;
+    }
+    egress = std::move(*started);
+    if (*debug) {
+      Complain("egress: " + egress.detail);
+    }
+  }
+
   SupervisorOptions options;
   options.app = config->app;
   if (!flags.ingress_path.empty()) {
@@ -994,6 +1077,7 @@ int RunInit(const Flags& flags) {
   }
   auto code = Supervise(options);
   // The application is gone: the storage daemon unmounts and commits the volume.
+  StopReadyDaemon(egress, std::chrono::seconds(2));
   StopStorage(storage, std::chrono::seconds(20));
   if (!code) {
     Complain(code.error().message());

@@ -24,6 +24,7 @@ inline constexpr std::string_view kDefaultConfigPath = "/etc/enclavia/enclave.to
 inline constexpr std::string_view kDefaultIngressPath = "/usr/bin/enclavia-ingress";
 inline constexpr std::string_view kDefaultNsmPath = "/dev/nsm";
 inline constexpr std::string_view kDefaultStoragePath = "/usr/bin/enclavia-storage";
+inline constexpr std::string_view kDefaultEgressPath = "/usr/bin/enclavia-egress";
 
 // kDefaultPath is the PATH the application gets when its configuration does not set one.
 inline constexpr std::string_view kDefaultPath =
@@ -43,13 +44,16 @@ struct Flags {
   // storage_path is the storage daemon, started before the application when the configuration
   // has a [storage] section (it mounts a volume if the host attached one).
   std::string storage_path = std::string(kDefaultStoragePath);
+  // egress_path is the egress daemon (emulated NIC, firewall, resolver), started before the
+  // application when the configuration has [egress] enabled = true.
+  std::string egress_path = std::string(kDefaultEgressPath);
   bool help = false;
 };
 
 // kUsage is the --help text.
 inline constexpr std::string_view kUsage =
     "usage: enclavia-init [--config PATH] [--ingress PATH | --no-ingress] [--nsm PATH]\n"
-    "                     [--storage PATH]\n"
+    "                     [--storage PATH] [--egress PATH]\n"
     "The enclave's PID 1. Mounts /proc, /sys, /dev, /tmp and /run (those not mounted yet; only\n"
     "as PID 1), brings up lo, seeds the RNG from the NSM, then runs the ingress daemon and the\n"
     "application described by the enclave configuration, restarting them as it says. SIGTERM or\n"
@@ -58,7 +62,8 @@ inline constexpr std::string_view kUsage =
     "  --config PATH   enclave configuration (default /etc/enclavia/enclave.toml)\n"
     "  --ingress PATH  ingress daemon (default /usr/bin/enclavia-ingress); --no-ingress: none\n"
     "  --nsm PATH      the NSM device or socket (default /dev/nsm)\n"
-    "  --storage PATH  storage daemon for [storage] (default /usr/bin/enclavia-storage)\n";
+    "  --storage PATH  storage daemon for [storage] (default /usr/bin/enclavia-storage)\n"
+    "  --egress PATH   egress daemon for [egress] (default /usr/bin/enclavia-egress)\n";
 
 // ParseFlags parses `args` (argv without argv[0]): `--config PATH`, `--ingress PATH`,
 // `--no-ingress`, `--nsm PATH` (each also as `--flag=PATH`) and `--help`. Anything else is
@@ -194,6 +199,21 @@ struct SupervisorOptions {
 // The ingress is restarted timing.ingress_backoff after it dies. Same process contract as RunApp
 // (single-threaded; signals blocked for the duration). Errors only for failing system calls.
 Result<int> Supervise(const SupervisorOptions& options);
+
+// ReadyDaemon is a runtime daemon that reports on a ready pipe (pid -1: none running).
+struct ReadyDaemon {
+  pid_t pid = -1;
+  std::string detail;  // What followed "ready " on its line.
+};
+
+// StartReadyDaemon starts `argv` with its ready pipe as fd 3 and waits for its line: "ready
+// DETAIL" (it keeps running), "none" (nothing to do; it has exited) or "error MESSAGE"
+// (kFailedPrecondition "NAME: MESSAGE"). Silence for `timeout`, or an exit without a line, is an
+// error naming `name`. `output_fd` receives its stdout/stderr.
+Result<ReadyDaemon> StartReadyDaemon(std::string_view name, const std::vector<std::string>& argv,
+                                     int output_fd, std::chrono::milliseconds timeout);
+// StopReadyDaemon sends SIGTERM and waits up to `grace`, then SIGKILL.
+void StopReadyDaemon(ReadyDaemon& daemon, std::chrono::milliseconds grace);
 
 // StorageDaemon is the running storage daemon (pid -1: none).
 struct StorageDaemon {

@@ -8,6 +8,7 @@
 // for dumping; the few calls that could still throw are behind the try in HandleApi.
 #include "host/agent/agent.h"
 #include "host/agent/volumes.h"
+#include "host/agent/egress.h"
 
 #include <unistd.h>
 
@@ -359,6 +360,9 @@ struct Record {
   std::shared_ptr<PublicContext> context;
   VolumeSpec volume;                        // size_bytes 0: no volume.
   std::unique_ptr<EnclaveStorage> storage;  // Its storage port (and witness ports).
+  bool egress = false;                      // Its image enables [egress].
+  std::unique_ptr<EgressDialer> dialer;     // Its egress port, while it runs.
+  EgressStats egress_base;                  // Counters of this enclave's earlier dialers.
 };
 
 
@@ -382,6 +386,25 @@ json AttestedPcrsJson(const std::map<int, std::string>& pcrs, bool debug) {
     }
   }
   return out;
+}
+
+// EgressStatusLabel is a dial status as a Prometheus label value ("refused_by_host").
+std::string EgressStatusLabel(egress::DialStatus status) {
+  std::string out(egress::DialStatusName(status));
+  std::replace(out.begin(), out.end(), ' ', '_');
+  return out;
+}
+
+// AddEgressStats adds `more` to `into` (all counters but the `active` gauge).
+void AddEgressStats(EgressStats& into, const EgressStats& more) {
+  into.connections += more.connections;
+  into.refused += more.refused;
+  into.failed += more.failed;
+  into.bytes_up += more.bytes_up;
+  into.bytes_down += more.bytes_down;
+  for (size_t i = 0; i < into.by_status.size(); ++i) {
+    into.by_status[i] += more.by_status[i];
+  }
 }
 
 json EndpointJson(const transport::Endpoint& endpoint) {
@@ -462,6 +485,9 @@ struct Agent::Impl {
   Result<std::unique_ptr<Relay>> StartRelay(Record& record, uint16_t port);
   Result<void> StartStorage(Record& record);
   void StopStorage(Record& record);
+  bool ImageEgress(const std::string& name, const std::string& eif_path);
+  Result<void> StartEgress(Record& record);
+  void StopEgress(Record& record);
   std::optional<net::Address> WitnessAddress(const std::string& name) const;
   void StopRelay(Record& record);
   void UpdateInfo(Record& record, const EnclaveInfo& info);
@@ -486,6 +512,7 @@ struct Agent::Impl {
   http::Response Metrics();
 
   json EnclaveJson(const Record& record) const;
+  json EgressJson(const Record& record) const;
   std::string Url(uint16_t port) const {
     std::string host = options.public_host.find(':') != std::string::npos
                            ? "[" + options.public_host + "]"
@@ -545,6 +572,9 @@ Result<void> Agent::Impl::SaveState() {
       if (record.volume.attached()) {
         enclaves.back()["storage"] = VolumeSpecJson(record.volume);
       }
+      if (record.egress) {
+        enclaves.back()["egress"] = true;
+      }
     }
   }
   std::string text = Dump({{"version", kStateVersion}, {"enclaves", std::move(enclaves)}}) + "\n";
@@ -594,6 +624,7 @@ Result<Record> ParseRecord(const json& entry) {
   if (auto it = entry.find("storage"); it != entry.end() && !it->is_null()) {
     ASSIGN_OR_RETURN(record.volume, ParseVolumeSpec(*it));
   }
+  ASSIGN_OR_RETURN(record.egress, GetBool(entry, "egress"));
   if (auto it = entry.find("pcrs"); it != entry.end() && it->is_object()) {
     for (const auto& [key, value] : it->items()) {
       if (!value.is_string() || key.empty() || key.size() > 2 ||
@@ -679,6 +710,62 @@ void Agent::Impl::StopStorage(Record& record) {
   storage.reset();
 }
 
+bool Agent::Impl::ImageEgress(const std::string& name, const std::string& eif_path) {
+  auto enabled = options.image_egress ? options.image_egress(eif_path)
+                                      : ImageEgressEnabled(eif_path);
+  if (!enabled) {
+    // Fail closed: without a dialer the enclave reaches nothing.
+    log->Warn("egress_config_unreadable", name, {{"error", OneLine(enabled.error().message())}});
+    return false;
+  }
+  return *enabled;
+}
+
+Result<void> Agent::Impl::StartEgress(Record& record) {
+  if (!record.egress) {
+    return Ok();
+  }
+  std::string name = record.spec.name;
+  auto dialer = EgressDialer::Start(
+      transport::HostListenForEnclave(record.info.endpoint, transport::kEgressPort),
+      options.egress, [log = log, name](const EgressConnectionLog& entry) {
+        // One line per connection: where, how it ended, how much; never payload bytes.
+        json fields = {{"status", EgressStatusLabel(entry.status)},
+                       {"bytes_up", entry.bytes_up},
+                       {"bytes_down", entry.bytes_down},
+                       {"duration_ms", entry.duration.count()}};
+        if (entry.destination) {
+          fields["destination"] = egress::FormatEndpoint(*entry.destination);
+        }
+        if (!entry.message.empty()) {
+          fields["message"] = OneLine(entry.message);
+        }
+        if (!entry.ended.empty()) {
+          fields["ended"] = entry.ended;
+        }
+        log->Info("egress_connection", name, std::move(fields));
+      });
+  if (!dialer) {
+    return std::move(dialer).error().WithContext("cannot serve the enclave's egress port");
+  }
+  std::lock_guard<std::mutex> lock(mu);  // Readers on io (inspect, metrics).
+  record.dialer = std::move(*dialer);
+  return Ok();
+}
+
+void Agent::Impl::StopEgress(Record& record) {
+  std::unique_ptr<EgressDialer> dialer;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    dialer = std::move(record.dialer);
+  }
+  if (dialer) {
+    dialer->Stop();  // Without `mu`: it joins its connections' threads.
+    std::lock_guard<std::mutex> lock(mu);
+    AddEgressStats(record.egress_base, dialer->stats());
+  }
+}
+
 std::optional<net::Address> Agent::Impl::WitnessAddress(const std::string& name) const {
   std::lock_guard<std::mutex> lock(mu);
   auto it = records.find(name);
@@ -701,6 +788,7 @@ void Agent::Impl::UpdateInfo(Record& record, const EnclaveInfo& info) {
     record.info = info;
   }
   if (was_running && info.state == EnclaveState::kStopped) {
+    StopEgress(record);  // Nothing may dial out for an enclave that is gone.
     json fields = {{"id", info.id}};
     if (info.exit_status >= 0) {
       fields["exit_status"] = info.exit_status;
@@ -797,6 +885,9 @@ Result<void> Agent::Impl::LoadStateAndReattach() {
       if (auto storage = StartStorage(record); !storage) {
         log->Err("storage_failed", name, {{"error", storage.error().message()}});
       }
+      if (auto egress_started = StartEgress(record); !egress_started) {
+        log->Err("egress_failed", name, {{"error", egress_started.error().message()}});
+      }
     }
     auto relay = StartRelay(record, record.port);
     if (relay) {
@@ -854,7 +945,28 @@ json Agent::Impl::EnclaveJson(const Record& record) const {
           {"restarts", record.restarts},
           {"storage", !record.volume.attached() ? json(nullptr)
                       : record.storage          ? record.storage->Json()
-                                                : VolumeSpecJson(record.volume)}};
+                                                : VolumeSpecJson(record.volume)},
+          {"egress", EgressJson(record)}};
+}
+
+json Agent::Impl::EgressJson(const Record& record) const {
+  if (!record.egress) {
+    return nullptr;
+  }
+  EgressStats s = record.egress_base;
+  if (record.dialer) {
+    EgressStats now = record.dialer->stats();
+    AddEgressStats(s, now);
+    s.active = now.active;
+  }
+  return {{"enabled", true},
+          {"dialer", record.dialer != nullptr},
+          {"connections", s.connections},
+          {"active", s.active},
+          {"refused", s.refused},
+          {"failed", s.failed},
+          {"bytes_up", s.bytes_up},
+          {"bytes_down", s.bytes_down}};
 }
 
 http::Response Agent::Impl::DoLaunch(const std::string& body) {
@@ -924,14 +1036,22 @@ http::Response Agent::Impl::DoLaunch(const std::string& body) {
   record.spec = spec;
   record.info = std::move(*launched);
   record.volume = volume;
+  record.egress = ImageEgress(spec.name, spec.eif_path);
   if (auto storage = StartStorage(record); !storage) {
     (void)options.provider->Terminate(spec.name);
     log->Warn("launch_failed", spec.name, {{"error", storage.error().message()}});
     return http::FromError(storage.error());
   }
+  if (auto egress_started = StartEgress(record); !egress_started) {
+    StopStorage(record);
+    (void)options.provider->Terminate(spec.name);
+    log->Warn("launch_failed", spec.name, {{"error", egress_started.error().message()}});
+    return http::FromError(egress_started.error());
+  }
   auto relay = StartRelay(record, wanted);
   if (!relay) {
     // Nothing left behind: the enclave goes too.
+    StopEgress(record);
     StopStorage(record);
     (void)options.provider->Terminate(spec.name);
     log->Warn("launch_failed", spec.name, {{"error", relay.error().message()}});
@@ -946,6 +1066,7 @@ http::Response Agent::Impl::DoLaunch(const std::string& body) {
              {"debug", record.info.debug},
              {"cpus", record.info.cpus},
              {"memory_mib", record.info.memory_mib},
+             {"egress", record.egress},
              {"eif", spec.eif_path}});
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -993,6 +1114,7 @@ http::Response Agent::Impl::DoDelete(const std::string& name) {
     return http::FromError(terminated.error());
   }
   StopRelay(it->second);
+  StopEgress(it->second);
   StopStorage(it->second);  // The volume's objects stay: a new deploy of NAME attaches them.
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -1023,6 +1145,7 @@ http::Response Agent::Impl::DoRestart(const std::string& name) {
     log->Err("terminate_failed", name, {{"error", terminated.error().message()}});
     return http::FromError(terminated.error());
   }
+  StopEgress(record);
   StopStorage(record);
   StopRelay(record);
   {
@@ -1037,10 +1160,16 @@ http::Response Agent::Impl::DoRestart(const std::string& name) {
     return http::FromError(launched.error().WithContext("restart of " + name));
   }
   UpdateInfo(record, *launched);
+  record.egress = ImageEgress(name, record.spec.eif_path);  // The image may have been rebuilt.
   if (auto storage = StartStorage(record); !storage) {
     (void)SaveState();
     log->Err("restart_failed", name, {{"error", storage.error().message()}});
     return http::FromError(storage.error().WithContext("restart of " + name));
+  }
+  if (auto egress_started = StartEgress(record); !egress_started) {
+    (void)SaveState();
+    log->Err("restart_failed", name, {{"error", egress_started.error().message()}});
+    return http::FromError(egress_started.error().WithContext("restart of " + name));
   }
   auto relay = StartRelay(record, record.port);
   if (!relay) {
@@ -1194,6 +1323,7 @@ http::Response Agent::Impl::Metrics() {
     RelayStats stats;
     uint64_t attestations = 0;
     std::optional<ServiceStats> storage;
+    std::optional<EgressStats> egress;
   };
   std::vector<Row> rows;
   uint64_t running = 0;
@@ -1202,7 +1332,7 @@ http::Response Agent::Impl::Metrics() {
     std::lock_guard<std::mutex> lock(mu);
     for (const auto& [name, record] : records) {
       (record.info.state == EnclaveState::kRunning ? running : stopped_count) += 1;
-      Row row{name, record.base, 0, std::nullopt};
+      Row row{name, record.base, 0, std::nullopt, std::nullopt};
       if (record.relay) {
         RelayStats s = record.relay->stats();
         row.stats.accepted += s.accepted;
@@ -1219,6 +1349,16 @@ http::Response Agent::Impl::Metrics() {
       }
       if (record.storage && record.volume.attached()) {
         row.storage = record.storage->stats();
+      }
+      if (record.egress) {
+        EgressStats s = record.egress_base;
+        s.active = 0;
+        if (record.dialer) {
+          EgressStats now = record.dialer->stats();
+          AddEgressStats(s, now);
+          s.active = now.active;
+        }
+        row.egress = s;
       }
       rows.push_back(std::move(row));
     }
@@ -1279,6 +1419,36 @@ http::Response Agent::Impl::Metrics() {
              std::to_string(row.storage->bytes_in) + "\n";
       out += "enclavia_storage_bytes_total{enclave=\"" + label + "\",direction=\"out\"} " +
              std::to_string(row.storage->bytes_out) + "\n";
+    }
+  }
+  family("enclavia_egress_connections_total", "counter",
+         "Outbound connections enclaves asked the host's egress dialer for, by its answer.");
+  for (const Row& row : rows) {
+    if (row.egress) {
+      for (size_t i = 0; i < row.egress->by_status.size(); ++i) {
+        out += "enclavia_egress_connections_total{enclave=\"" + PromLabel(row.name) +
+               "\",status=\"" + EgressStatusLabel(static_cast<egress::DialStatus>(i)) + "\"} " +
+               std::to_string(row.egress->by_status[i]) + "\n";
+      }
+    }
+  }
+  family("enclavia_egress_active", "gauge", "Outbound connections the egress dialer serves now.");
+  for (const Row& row : rows) {
+    if (row.egress) {
+      out += "enclavia_egress_active{enclave=\"" + PromLabel(row.name) + "\"} " +
+             std::to_string(row.egress->active) + "\n";
+    }
+  }
+  family("enclavia_egress_bytes_total", "counter",
+         "Bytes the egress dialer relayed, up from the enclave or down to it (the app's own "
+         "encryption, if any, still on them).");
+  for (const Row& row : rows) {
+    if (row.egress) {
+      std::string label = PromLabel(row.name);
+      out += "enclavia_egress_bytes_total{enclave=\"" + label + "\",direction=\"up\"} " +
+             std::to_string(row.egress->bytes_up) + "\n";
+      out += "enclavia_egress_bytes_total{enclave=\"" + label + "\",direction=\"down\"} " +
+             std::to_string(row.egress->bytes_down) + "\n";
     }
   }
   http::Response response;

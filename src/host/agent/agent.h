@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "host/egress/dialer.h"
 #include "host/launcher/provider.h"
 #include "host/relay/relay.h"
 #include "lib/base/result.h"
@@ -42,6 +43,12 @@ struct AgentOptions {
   unsigned io_threads = 2;
   // log receives one JSON object per line (no newline); default: stderr. Never secrets.
   std::function<void(std::string_view)> log;
+  // egress holds the limits and the host's deny list of the egress dialer the agent runs for
+  // each enclave whose image enables [egress] (docs/egress.md).
+  EgressDialerOptions egress;
+  // image_egress says whether the image at a path enables [egress]; default ImageEgressEnabled
+  // (host/agent/egress.h). Tests stand in for it.
+  std::function<Result<bool>(const std::string& eif_path)> image_egress;
 };
 
 class Agent {

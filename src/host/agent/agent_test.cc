@@ -39,6 +39,9 @@
 #include "lib/base/file.h"
 #include "lib/crypto/random.h"
 #include "lib/http/http.h"
+#include "lib/egress/dial.h"
+#include "lib/net/socket.h"
+#include "lib/transport/transport.h"
 
 namespace enclavia::host {
 namespace {
@@ -324,6 +327,12 @@ class AgentTest : public ::testing::Test {
     options.roots_pem = {"-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n"};
     options.terminate_on_exit = terminate_on_exit;
     options.attestation_timeout = 2s;
+    // Images named *egress* enable [egress] (a stand-in for reading enclave.toml from the EIF);
+    // the tests' destinations are on loopback.
+    options.image_egress = [](const std::string& eif) -> Result<bool> {
+      return eif.find("egress") != std::string::npos;
+    };
+    options.egress.deny.clear();
     options.log = [this](std::string_view line) {
       std::lock_guard<std::mutex> lock(log_mu_);
       log_.emplace_back(line);
@@ -713,6 +722,91 @@ TEST_F(AgentTest, TerminateOnExitTerminatesEveryEnclave) {
   agent_->Stop();
   EXPECT_EQ(world_->size(), 0u);
   EXPECT_EQ(world_->terminations(), 2);
+}
+
+// EgressPort is where the agent serves enclave NAME's egress dialer (the fake provider's vsock
+// directory, as for the local provider).
+net::Address EgressPort(const std::string& dir, const std::string& name) {
+  transport::Endpoint endpoint;
+  endpoint.local_dir = dir + "/enclaves/" + name + "/vsock";
+  return transport::HostListenForEnclave(endpoint, transport::kEgressPort);
+}
+
+// EchoOnce dials `to` through the dialer at `dialer` and echoes a word; the error otherwise.
+Result<std::string> EchoOnce(const net::Address& dialer, const egress::Endpoint& to) {
+  ASSIGN_OR_RETURN(sys::UniqueFd fd, egress::Dial(dialer, to, 10s));
+  RETURN_IF_ERROR(sys::WriteFull(fd.get(), ToBytes(std::string_view("out"))));
+  std::array<uint8_t, 3> back{};
+  RETURN_IF_ERROR(sys::ReadFull(fd.get(), back));
+  return std::string(back.begin(), back.end());
+}
+
+TEST_F(AgentTest, EgressDialerServesEnclavesWhoseImageEnablesIt) {
+  // A real TCP echo server on loopback: the destination.
+  auto listener = net::ListenOn(*net::ParseAddress("tcp:127.0.0.1:0"));
+  ASSERT_TRUE(listener) << listener.error().message();
+  sockaddr_in bound{};
+  socklen_t len = sizeof(bound);
+  ASSERT_EQ(::getsockname(listener->get(), reinterpret_cast<sockaddr*>(&bound), &len), 0);
+  egress::Endpoint to{egress::V4(127, 0, 0, 1), ntohs(bound.sin_port)};
+  std::atomic<bool> done{false};
+  std::thread server([&] {
+    while (!done) {
+      sys::UniqueFd conn(::accept4(listener->get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!conn.valid()) {
+        return;
+      }
+      std::array<uint8_t, 3> word{};
+      if (sys::ReadFull(conn.get(), word)) {
+        (void)sys::WriteFull(conn.get(), word);
+      }
+    }
+  });
+
+  StartAgent();
+  Launch("egress-app");
+  Launch("plain");
+  auto echoed = EchoOnce(EgressPort(dir_, "egress-app"), to);
+  ASSERT_TRUE(echoed) << echoed.error().message();
+  EXPECT_EQ(*echoed, "out");
+  EXPECT_FALSE(EchoOnce(EgressPort(dir_, "plain"), to));  // No [egress]: no dialer at all.
+
+  Reply inspect = Call("GET", "/v1/enclaves/egress-app");
+  ASSERT_EQ(inspect.status, 200);
+  EXPECT_EQ(inspect.Json()["egress"]["connections"], 1);
+  EXPECT_TRUE(Call("GET", "/v1/enclaves/plain").Json()["egress"].is_null());
+  std::string metrics = Call("GET", "/metrics").body;
+  EXPECT_EQ(MetricValue(metrics, R"(enclavia_egress_connections_total{enclave="egress-app",status="connected"})"),
+            1u);
+  EXPECT_EQ(MetricValue(metrics, R"(enclavia_egress_bytes_total{enclave="egress-app",direction="up"})"),
+            3u);
+  EXPECT_FALSE(MetricValue(metrics, R"(enclavia_egress_active{enclave="plain"})").has_value());
+  bool logged = false;
+  for (const std::string& line : Logs()) {
+    json entry = json::parse(line, nullptr, false);
+    if (entry.is_object() && entry.value("event", "") == "egress_connection") {
+      logged = true;
+      EXPECT_EQ(entry["enclave"], "egress-app");
+      EXPECT_EQ(entry["fields"]["destination"], egress::FormatEndpoint(to));
+      EXPECT_EQ(entry["fields"]["status"], "connected");
+    }
+  }
+  EXPECT_TRUE(logged);
+
+  // A new agent re-attaches to the running enclave and serves its egress port again.
+  agent_.reset();
+  EXPECT_FALSE(EchoOnce(EgressPort(dir_, "egress-app"), to));
+  StartAgent();
+  echoed = EchoOnce(EgressPort(dir_, "egress-app"), to);
+  ASSERT_TRUE(echoed) << echoed.error().message();
+
+  // Deleting the enclave stops its dialer.
+  EXPECT_EQ(Call("DELETE", "/v1/enclaves/egress-app").status, 204);
+  EXPECT_FALSE(EchoOnce(EgressPort(dir_, "egress-app"), to));
+
+  done = true;
+  ::shutdown(listener->get(), SHUT_RDWR);
+  server.join();
 }
 
 }  // namespace

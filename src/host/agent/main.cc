@@ -9,6 +9,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -51,6 +52,8 @@ int main(int argc, char** argv) {
   double idle_timeout_s = 120;
   unsigned threads = 2;
   bool terminate_on_exit = false;
+  std::vector<std::string> egress_deny;
+  bool egress_allow_loopback = false;
   host::AgentOptions options;
   app.add_option("--data-dir", data_dir, "Data directory (the agent uses DIR/host, DIR/nsm)")
       ->default_val(data_dir);
@@ -76,6 +79,12 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "I/O threads")->default_val(2);
   app.add_flag("--terminate-on-exit", terminate_on_exit,
                "Terminate every enclave on SIGTERM/SIGINT (default: they keep running)");
+  app.add_option("--egress-deny", egress_deny,
+                 "Egress: also refuse this CIDR (repeatable; the host's own addresses are always "
+                 "refused unless --egress-allow-loopback)");
+  app.add_flag("--egress-allow-loopback", egress_allow_loopback,
+               "Egress: drop the default deny list (loopback, metadata, link-local, multicast) so "
+               "enclaves can reach this machine's services (tests, demos on one machine)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -97,6 +106,16 @@ int main(int argc, char** argv) {
   }
   if (!(idle_timeout_s >= 0 && idle_timeout_s < 1e7)) {
     return Fail("--idle-timeout must be 0 (never) or a number of seconds");
+  }
+  if (egress_allow_loopback) {
+    options.egress.deny.clear();
+  }
+  for (const std::string& text : egress_deny) {
+    auto prefix = host::ParseIpPrefix(text);
+    if (!prefix) {
+      return Fail("--egress-deny: " + prefix.error().message());
+    }
+    options.egress.deny.push_back(*prefix);
   }
   if (auto init = crypto::Init(); !init) {
     return Fail(init.error().message());

@@ -191,6 +191,14 @@ void MkDir(int err_fd, const std::string& path, mode_t mode) {
     Touch(err_fd, node, 0666);
     Mount(err_fd, (std::string("/dev/") + name).c_str(), node, nullptr, MS_BIND, nullptr);
   }
+  // The TUN device, for the enclave's emulated NIC (docs/egress.md): only root inside (the egress
+  // daemon) can open it (mode 0600, and the application has no CAP_NET_ADMIN to make a device).
+  // A host without it gives an enclave whose egress daemon then refuses to start, saying why.
+  if (struct stat tun{}; ::stat("/dev/net/tun", &tun) == 0 && S_ISCHR(tun.st_mode)) {
+    MkDir(err_fd, dev + "/net", 0755);
+    Touch(err_fd, dev + "/net/tun", 0600);
+    Mount(err_fd, "/dev/net/tun", dev + "/net/tun", nullptr, MS_BIND, nullptr);
+  }
   const std::pair<const char*, const char*> links[] = {{"/proc/self/fd", "fd"},
                                                        {"/proc/self/fd/0", "stdin"},
                                                        {"/proc/self/fd/1", "stdout"},

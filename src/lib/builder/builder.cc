@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
@@ -212,6 +213,67 @@ Result<std::pair<uint32_t, uint32_t>> OciUser(const std::string& user) {
 
 using internal::TempDir;
 
+constexpr size_t kMaxTrustAnchor = 1 << 20;
+
+// IsAnchorRecord reports whether one zone-file line (RFC 1035 §5.1) is a DS or DNSKEY record:
+// owner [TTL] [class] type rdata..., comments after ';'.
+bool IsAnchorRecord(std::string_view line) {
+  line = line.substr(0, line.find(';'));
+  std::vector<std::string_view> tokens;
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) {
+      ++i;
+    }
+    size_t start = i;
+    while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r') {
+      ++i;
+    }
+    if (i > start) {
+      tokens.push_back(line.substr(start, i - start));
+    }
+  }
+  auto upper_equals = [](std::string_view token, std::string_view word) {
+    return token.size() == word.size() &&
+           std::equal(token.begin(), token.end(), word.begin(), [](char a, char b) {
+             return (a >= 'a' && a <= 'z' ? static_cast<char>(a - 'a' + 'A') : a) == b;
+           });
+  };
+  // The type is at most the fourth token and needs rdata after it.
+  for (size_t t = 1; t < tokens.size() && t <= 3; ++t) {
+    if ((upper_equals(tokens[t], "DS") || upper_equals(tokens[t], "DNSKEY")) &&
+        t + 1 < tokens.size()) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// ReadTrustAnchor reads the DNSSEC trust anchor the image will carry and checks that it holds
+// at least one DS or DNSKEY record; unbound reads the rest.
+Result<Bytes> ReadTrustAnchor(const std::string& path) {
+  if (!Exists(path)) {
+    return Error(Code::kNotFound,
+                 "egress.trust_anchor: no such file: " + path +
+                     " (install Debian's dns-root-data or set trust_anchor in [egress])");
+  }
+  auto bytes = ReadFile(path, kMaxTrustAnchor);
+  if (!bytes) {
+    return std::move(bytes).error().WithContext("egress.trust_anchor");
+  }
+  std::string_view text = AsString(*bytes);
+  for (size_t start = 0; start < text.size();) {
+    size_t nl = text.find('\n', start);
+    size_t end = nl == std::string_view::npos ? text.size() : nl;
+    if (IsAnchorRecord(text.substr(start, end - start))) {
+      return bytes;
+    }
+    start = end + 1;
+  }
+  return Error(Code::kInvalidArgument,
+               "egress.trust_anchor: " + path + " holds no DS or DNSKEY record");
+}
+
 Error LockError(const std::string& lock_path, const std::vector<std::string>& diffs) {
   std::string message = "inputs differ from " + lock_path + " (use --update-lock to accept):";
   for (const auto& d : diffs) {
@@ -392,6 +454,22 @@ Result<BuildResult> Build(const BuildRequest& request, const Environment& env) {
           "[storage] without witness_pcrs trusts the built-in witness image");
     }
     ec.storage.witness_pcrs = std::move(*pcrs);
+  }
+  ec.egress = file.egress;
+  if (ec.egress.enabled && ec.egress.dnssec == egress::DnssecMode::kRequire) {
+    // The trust anchor is baked in (and so measured in PCR2): the host cannot swap it.
+    ASSIGN_OR_RETURN(Bytes anchor, ReadTrustAnchor(file.trust_anchor));
+    if (result.app.Find(config::kTrustAnchorPath) != nullptr) {
+      return Error(Code::kInvalidArgument, "the application must not contain /" +
+                                               std::string(config::kTrustAnchorPath) +
+                                               ": the builder writes it");
+    }
+    image::Entry entry;
+    entry.type = image::EntryType::kFile;
+    entry.mode = 0644;
+    entry.size = anchor.size();
+    entry.content = std::move(anchor);
+    RETURN_IF_ERROR(result.app.Put(config::kTrustAnchorPath, std::move(entry)));
   }
   if (result.app.Find(config::kEnclaveConfigPath) != nullptr) {
     return Error(Code::kInvalidArgument, "the application must not contain /" +

@@ -122,8 +122,11 @@ TEST(EnclaveConfig, RoundTripsAndIsDeterministic) {
 }
 
 TEST(EnclaveConfig, StrictButLeavesOtherSectionsToTheirDaemons) {
-  std::string ok = "version = 1\n[enclave]\nname='a'\n[app]\ncmd=['/a']\n[egress]\nanything=1\n";
+  std::string ok = "version = 1\n[enclave]\nname='a'\n[app]\ncmd=['/a']\n[upgrade]\nanything=1\n";
   EXPECT_TRUE(ParseEnclaveConfig(ok));
+  // [egress] is parsed here (egress_config_test.cc), strictly.
+  EXPECT_FALSE(ParseEnclaveConfig(
+      "version = 1\n[enclave]\nname='a'\n[app]\ncmd=['/a']\n[egress]\nanything=1\n"));
   auto bad = ParseEnclaveConfig("version = 1\n[enclave]\nname='a'\n[app]\ncmd=['/a']\nfoo=1\n");
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message().find("unknown key app.foo"), std::string::npos);

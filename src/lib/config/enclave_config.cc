@@ -29,10 +29,44 @@ Result<RestartPolicy> ParseRestartPolicy(std::string_view name) {
                                        "\"never\", not \"" + std::string(name) + "\"");
 }
 
+std::string_view DnssecModeName(egress::DnssecMode mode) {
+  return mode == egress::DnssecMode::kOff ? "off" : "require";
+}
+
+Result<egress::Policy> ToPolicy(const EgressConfig& config) {
+  egress::Policy policy;
+  policy.enabled = config.enabled;
+  policy.dnssec = config.dnssec;
+  for (const std::string& text : config.resolvers) {
+    auto ip = egress::ParseIp(text);
+    if (!ip) {
+      return std::move(ip).error().WithContext("egress.resolvers");
+    }
+    policy.resolvers.push_back(*ip);
+  }
+  std::string first_name;
+  for (const std::string& entry : config.allow) {
+    auto rule = egress::ParseRule(entry);
+    if (!rule) {
+      return std::move(rule).error().WithContext("egress.allow");
+    }
+    if (rule->kind != egress::Rule::Kind::kAddress && first_name.empty()) {
+      first_name = entry;
+    }
+    policy.allow.push_back(std::move(*rule));
+  }
+  if (!first_name.empty() && policy.resolvers.empty()) {
+    return Error(Code::kInvalidArgument,
+                 "egress.allow names hosts (" + internal::Quote(first_name) +
+                     ") but egress.resolvers is empty: name rules need resolvers");
+  }
+  return policy;
+}
+
 Result<EnclaveConfig> ParseEnclaveConfig(std::string_view toml_text) {
   const Doc doc{"enclave.toml"};
   ASSIGN_OR_RETURN(toml::table root, internal::ParseToml(doc, toml_text));
-  // Sections that later components own ([egress], [upgrade]) are accepted here and read by them.
+  // [upgrade] is accepted here and read by its own component.
   RETURN_IF_ERROR(internal::CheckKeys(doc, root, "",
                                       {"version", "enclave", "app", "storage", "egress", "upgrade"}));
   ASSIGN_OR_RETURN(auto version, internal::GetInt(doc, root, "", "version", 0, INT32_MAX));
@@ -106,6 +140,12 @@ Result<EnclaveConfig> ParseEnclaveConfig(std::string_view toml_text) {
   if (storage != nullptr) {
     ASSIGN_OR_RETURN(config.storage, internal::ParseStorage(doc, *storage));
   }
+  ASSIGN_OR_RETURN(const toml::table* egress, internal::GetTable(doc, root, "", "egress"));
+  if (egress != nullptr) {
+    ASSIGN_OR_RETURN(config.egress, internal::ParseEgress(doc, *egress,
+                                                          internal::EgressKeys::kEnclaveToml,
+                                                          nullptr));
+  }
   return config;
 }
 
@@ -131,6 +171,7 @@ std::string SerializeEnclaveConfig(const EnclaveConfig& config) {
     out += Key(k) + " = " + Quote(v) + "\n";
   }
   out += internal::SerializeStorage(config.storage);
+  out += internal::SerializeEgress(config.egress);
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "lib/base/result.h"
+#include "lib/egress/policy.h"
 
 // EnclaveConfig is /etc/enclavia/enclave.toml: the measured configuration of an enclave. The
 // builder writes it into the application ramdisk (so it is part of PCR2); enclavia-init and the
@@ -17,6 +18,10 @@ namespace enclavia::config {
 
 inline constexpr std::string_view kEnclaveConfigPath = "etc/enclavia/enclave.toml";
 inline constexpr int kEnclaveConfigVersion = 1;
+// kTrustAnchorPath is where the builder puts the DNSSEC trust anchor (DS/DNSKEY records in
+// zone-file text) in the application ramdisk when [egress] is enabled with dnssec = "require"
+// (docs/egress.md). Measured in PCR2 like enclave.toml.
+inline constexpr std::string_view kTrustAnchorPath = "etc/enclavia/egress/trust-anchor";
 
 // kDefaultAppUid and kDefaultAppGid (nobody/nogroup) are what the application runs as when
 // neither the Enclaviafile nor the image says otherwise: never root by default.
@@ -65,20 +70,43 @@ struct StorageConfig {
   std::string recovery_key;
 };
 
+// EgressConfig is the image's [egress] section (docs/egress.md), kept as written: the strings
+// are validated when parsed (every allow entry by egress::ParseRule, every resolver by
+// egress::ParseIp) and turned into an egress::Policy by ToPolicy. A section with enabled = false
+// is kept but inert: the enclave gets no network interface.
+struct EgressConfig {
+  bool enabled = false;
+  std::vector<std::string> resolvers;  // IP addresses, reached on TCP port 53
+  egress::DnssecMode dnssec = egress::DnssecMode::kRequire;
+  std::vector<std::string> allow;      // allow-list entries, as written
+
+  friend bool operator==(const EgressConfig&, const EgressConfig&) = default;
+};
+
+// DnssecModeName is the TOML spelling ("require", "off").
+std::string_view DnssecModeName(egress::DnssecMode mode);
+
+// ToPolicy parses `egress` into the firewall's policy. kInvalidArgument naming the bad value:
+// `egress.allow: "xyz:99999": port out of range`, `egress.resolvers: not an IP address: "x"`,
+// or name rules with no resolvers to ask.
+Result<egress::Policy> ToPolicy(const EgressConfig& egress);
+
 struct EnclaveConfig {
   std::string name;
   std::string version;
   AppConfig app;
   StorageConfig storage;
+  EgressConfig egress;
 };
 
-// ParseEnclaveConfig parses enclave.toml. Strict: unknown keys in [enclave] and [app] are an
-// error naming the key; sections other issues add ([storage], [egress], ...) are ignored here
-// and read by their own daemons. kMalformed / kInvalidArgument with a one-line message.
+// ParseEnclaveConfig parses enclave.toml. Strict: unknown keys in [enclave], [app], [storage]
+// and [egress] are an error naming the key; [upgrade] is ignored here and read by its own
+// daemon. kMalformed / kInvalidArgument with a one-line message.
 Result<EnclaveConfig> ParseEnclaveConfig(std::string_view toml_text);
 
 // SerializeEnclaveConfig renders `config` deterministically (fixed key order, sorted env), so the
-// same configuration always gives the same bytes and the same PCR2.
+// same configuration always gives the same bytes and the same PCR2. [storage] and [egress] are
+// written only when they differ from their defaults.
 std::string SerializeEnclaveConfig(const EnclaveConfig& config);
 
 }  // namespace enclavia::config

@@ -76,7 +76,7 @@ Result<Enclaviafile> ParseEnclaviafile(std::string_view text, const std::string&
   const Doc doc{"Enclaviafile"};
   ASSIGN_OR_RETURN(toml::table root, internal::ParseToml(doc, text));
   RETURN_IF_ERROR(
-      internal::CheckKeys(doc, root, "", {"image", "app", "kernel", "eif", "storage"}));
+      internal::CheckKeys(doc, root, "", {"image", "app", "kernel", "eif", "storage", "egress"}));
 
   Enclaviafile file;
   file.dir = dir;
@@ -174,6 +174,16 @@ Result<Enclaviafile> ParseEnclaviafile(std::string_view text, const std::string&
   ASSIGN_OR_RETURN(const toml::table* storage, internal::GetTable(doc, root, "", "storage"));
   if (storage != nullptr) {
     ASSIGN_OR_RETURN(file.storage, internal::ParseStorage(doc, *storage));
+  }
+  ASSIGN_OR_RETURN(const toml::table* egress, internal::GetTable(doc, root, "", "egress"));
+  if (egress != nullptr) {
+    std::optional<std::string> anchor;
+    ASSIGN_OR_RETURN(file.egress, internal::ParseEgress(doc, *egress,
+                                                        internal::EgressKeys::kEnclaviafile,
+                                                        &anchor));
+    if (anchor.has_value()) {
+      file.trust_anchor = Resolve(dir, *anchor);
+    }
   }
   return file;
 }

@@ -46,8 +46,16 @@ struct EifSpec {
   uint64_t cpus = 2;           // EIF header default_cpus
 };
 
+// kDefaultTrustAnchor is Debian's dns-root-data root KSK (DS and DNSKEY records), the DNSSEC
+// trust anchor baked into images with [egress] enabled and dnssec = "require".
+inline constexpr std::string_view kDefaultTrustAnchor = "/usr/share/dns/root.key";
+
 struct Enclaviafile {
   StorageConfig storage;  // [storage]: copied into enclave.toml as is
+  EgressConfig egress;    // [egress] without trust_anchor: copied into enclave.toml as is
+  // [egress] trust_anchor: absolute (resolved against the Enclaviafile's dir). The builder reads
+  // it only when egress is enabled with dnssec = "require".
+  std::string trust_anchor = std::string(kDefaultTrustAnchor);
   std::string dir;  // absolute directory holding the Enclaviafile (and enclavia.lock)
   std::string name;
   std::string version;

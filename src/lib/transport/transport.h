@@ -24,6 +24,7 @@ inline constexpr uint32_t kAttestationPort = 5001;  // Public documents for any 
 // The parent's ports the enclave dials (docs/storage.md).
 inline constexpr uint32_t kStoragePort = 5002;  // The host's storage service (volume objects).
 inline constexpr uint32_t kKmsPort = 5003;      // KMS (locally: the sandbox's KMS simulator).
+inline constexpr uint32_t kEgressPort = 5004;   // The host's egress dialer (docs/egress.md).
 // Witness i (0-based) of a volume is reached through the parent's port kWitnessPortBase + i; the
 // host pipes it to that witness enclave's public WebSocket port.
 inline constexpr uint32_t kWitnessPortBase = 5100;

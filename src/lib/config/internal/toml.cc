@@ -138,6 +138,19 @@ Result<std::optional<std::map<std::string, std::string>>> GetStringMap(const Doc
   return std::optional<std::map<std::string, std::string>>(std::move(out));
 }
 
+Result<std::optional<bool>> GetBool(const Doc& doc, const toml::table& table,
+                                    std::string_view prefix, std::string_view key) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) {
+    return std::optional<bool>();
+  }
+  const auto* b = node->as_boolean();
+  if (b == nullptr) {
+    return Bad(doc, prefix, key, "must be true or false", *node);
+  }
+  return std::optional<bool>(b->get());
+}
+
 Result<const toml::table*> GetTable(const Doc& doc, const toml::table& table,
                                     std::string_view prefix, std::string_view key) {
   const toml::node* node = table.get(key);
@@ -275,6 +288,58 @@ std::string SerializeStorage(const StorageConfig& storage) {
       out += Quote(std::to_string(index)) + " = " + Quote(hex) + "\n";
     }
   }
+  return out;
+}
+
+Result<EgressConfig> ParseEgress(const Doc& doc, const toml::table& table, EgressKeys keys,
+                                 std::optional<std::string>* trust_anchor) {
+  if (keys == EgressKeys::kEnclaviafile) {
+    RETURN_IF_ERROR(CheckKeys(doc, table, "egress.",
+                              {"enabled", "resolvers", "dnssec", "allow", "trust_anchor"}));
+  } else {
+    RETURN_IF_ERROR(CheckKeys(doc, table, "egress.", {"enabled", "resolvers", "dnssec", "allow"}));
+  }
+  EgressConfig out;
+  ASSIGN_OR_RETURN(auto enabled, GetBool(doc, table, "egress.", "enabled"));
+  out.enabled = enabled.value_or(false);
+  ASSIGN_OR_RETURN(auto resolvers, GetStringArray(doc, table, "egress.", "resolvers"));
+  out.resolvers = resolvers.value_or(std::vector<std::string>{});
+  ASSIGN_OR_RETURN(auto dnssec, GetString(doc, table, "egress.", "dnssec"));
+  if (dnssec.has_value()) {
+    if (*dnssec == DnssecModeName(egress::DnssecMode::kRequire)) {
+      out.dnssec = egress::DnssecMode::kRequire;
+    } else if (*dnssec == DnssecModeName(egress::DnssecMode::kOff)) {
+      out.dnssec = egress::DnssecMode::kOff;
+    } else {
+      return Error(Code::kInvalidArgument, doc.name + ": egress.dnssec must be \"require\" or " +
+                                               "\"off\", not " + Quote(*dnssec) +
+                                               Where(*table.get("dnssec")));
+    }
+  }
+  ASSIGN_OR_RETURN(auto allow, GetStringArray(doc, table, "egress.", "allow"));
+  out.allow = allow.value_or(std::vector<std::string>{});
+  if (keys == EgressKeys::kEnclaviafile && trust_anchor != nullptr) {
+    ASSIGN_OR_RETURN(*trust_anchor, GetString(doc, table, "egress.", "trust_anchor"));
+    if (trust_anchor->has_value() && (*trust_anchor)->empty()) {
+      return Error(Code::kInvalidArgument, doc.name + ": egress.trust_anchor is empty");
+    }
+  }
+  auto policy = ToPolicy(out);
+  if (!policy) {
+    return std::move(policy).error().WithContext(doc.name);
+  }
+  return out;
+}
+
+std::string SerializeEgress(const EgressConfig& egress) {
+  if (egress == EgressConfig{}) {
+    return "";
+  }
+  std::string out = "\n[egress]\n";
+  out.append("enabled = ").append(egress.enabled ? "true" : "false").append("\n");
+  out.append("resolvers = ").append(StringArray(egress.resolvers)).append("\n");
+  out.append("dnssec = ").append(Quote(DnssecModeName(egress.dnssec))).append("\n");
+  out.append("allow = ").append(StringArray(egress.allow)).append("\n");
   return out;
 }
 

@@ -50,6 +50,8 @@ Result<std::optional<std::map<std::string, std::string>>> GetStringMap(const Doc
                                                                        const toml::table& table,
                                                                        std::string_view prefix,
                                                                        std::string_view key);
+Result<std::optional<bool>> GetBool(const Doc& doc, const toml::table& table,
+                                    std::string_view prefix, std::string_view key);
 // GetTable returns the sub-table at `key`, nullptr when absent, an error when not a table.
 Result<const toml::table*> GetTable(const Doc& doc, const toml::table& table,
                                     std::string_view prefix, std::string_view key);
@@ -61,6 +63,16 @@ Result<const toml::table*> GetTable(const Doc& doc, const toml::table& table,
 Result<StorageConfig> ParseStorage(const Doc& doc, const toml::table& table);
 // SerializeStorage renders a [storage] section deterministically ("" when not enabled).
 std::string SerializeStorage(const StorageConfig& storage);
+
+// EgressKeys says whether an [egress] table may hold trust_anchor (the Enclaviafile's only).
+enum class EgressKeys { kEnclaveToml, kEnclaviafile };
+// ParseEgress reads an [egress] table: enabled (bool), resolvers (IP strings), dnssec ("require"
+// or "off"), allow (entries), all validated through ToPolicy; unknown keys are errors.
+// trust_anchor (kEnclaviafile only) is returned in `trust_anchor` as written, when present.
+Result<EgressConfig> ParseEgress(const Doc& doc, const toml::table& table, EgressKeys keys,
+                                 std::optional<std::string>* trust_anchor);
+// SerializeEgress renders an [egress] section deterministically ("" when all defaults).
+std::string SerializeEgress(const EgressConfig& egress);
 
 std::string Quote(std::string_view s);
 std::string Key(std::string_view k);
