@@ -169,6 +169,17 @@ check "log: a deny names the destination" grep -q 'deny.*203.0.113.50:80' "$work
 check "log: the refused name" grep -q 'secret.enclavia.test' "$work/egress.log"
 check "log: the bogus answer" grep -qi 'bogus' "$work/egress.log"
 
+# ── a production (non-debug) enclave: the same policy, the daemons' output discarded ─────────
+expect 0 "deploy the egress probe in production mode" -- \
+  enclavia deploy "$work/egress.eif" --name egress-prod --json
+cp "$work/out" "$work/egress-prod.json"
+expect 0 "trust it" -- enclavia trust egress-prod -o "$work/egress-prod.toml"
+out=$(via egress-prod '/fetch?host=api.enclavia.test&port=8080')
+check "production: allowed name:port works ($out)" grep -q '^ok 203.0.113.7 hello' <<<"$out"
+out=$(via egress-prod '/fetch?host=api.enclavia.test&port=9090')
+check "production: another port is refused ($out)" grep -q 'Connection refused' <<<"$out"
+expect 1 "production: its logs stay inside" -- enclavia logs egress-prod
+
 # ── dnssec = "off": loud, and unsigned names resolve ──────────────────────────────────────────
 mkdir -p "$work/egress-off"
 cp -r "$work/egress-probe/rootfs" "$work/egress-off/"

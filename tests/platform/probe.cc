@@ -17,6 +17,12 @@
 //                          per address tried
 //   /udp?ip=A&port=P&text=T  sends T in one UDP datagram: "sent" or "error: <errno text>"
 //   /vsock                 socket(AF_VSOCK): "allowed" or "error: <errno text>"
+//   /download?ip=A&port=P&bytes=N
+//                          GET /big?n=N from A:P (v4 or v6 literal), discards the body:
+//                          "ok N bytes in MS ms" (for bench/egress.sh)
+//   /connect-time?ip=A&port=P&n=K
+//                          K connects to A:P, closed at once: "ok median US us" or "error: ..."
+//   /resolve-time?name=N   getaddrinfo(N) timed: "ok US us" or "error: <gai text>"
 // Static and dependency-free, like examples/hello.
 #include <arpa/inet.h>
 #include <linux/vm_sockets.h>
@@ -34,6 +40,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <chrono>
 #include <cstring>
 #include <set>
 #include <string>
@@ -224,6 +231,98 @@ std::string SendUdp(const std::string& ip, int port, const std::string& text) {
   return out;
 }
 
+// Literal parses an IPv4 or IPv6 literal with a port into `ss`; its length, or 0.
+socklen_t Literal(const std::string& ip, int port, sockaddr_storage* ss) {
+  auto* v4 = reinterpret_cast<sockaddr_in*>(ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(ss);
+  if (::inet_pton(AF_INET, ip.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    return sizeof *v4;
+  }
+  if (::inet_pton(AF_INET6, ip.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    return sizeof *v6;
+  }
+  return 0;
+}
+
+long long MicrosSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                               start)
+      .count();
+}
+
+std::string Download(const std::string& ip, int port, long long bytes) {
+  sockaddr_storage ss{};
+  socklen_t len = Literal(ip, port, &ss);
+  if (len == 0) {
+    return "error: bad ip\n";
+  }
+  auto start = std::chrono::steady_clock::now();
+  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  std::string failed = ConnectTo(fd, reinterpret_cast<sockaddr*>(&ss), len, 3000);
+  if (!failed.empty()) {
+    ::close(fd);
+    return "error: " + failed + "\n";
+  }
+  std::string request = "GET /big?n=" + std::to_string(bytes) + " HTTP/1.0\r\n\r\n";
+  ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  static char buf[1 << 18];
+  long long got = 0;
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 10000) != 1) {
+      break;
+    }
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) {
+      break;
+    }
+    got += n;
+  }
+  ::close(fd);
+  return "ok " + std::to_string(got) + " bytes in " + std::to_string(MicrosSince(start) / 1000) +
+         " ms\n";
+}
+
+std::string ConnectTime(const std::string& ip, int port, int count) {
+  sockaddr_storage ss{};
+  socklen_t len = Literal(ip, port, &ss);
+  if (len == 0 || count <= 0 || count > 1000) {
+    return "error: bad ip or n\n";
+  }
+  std::vector<long long> times;
+  for (int i = 0; i < count; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    std::string failed = ConnectTo(fd, reinterpret_cast<sockaddr*>(&ss), len, 3000);
+    times.push_back(MicrosSince(start));
+    ::close(fd);
+    if (!failed.empty()) {
+      return "error: " + failed + "\n";
+    }
+  }
+  std::sort(times.begin(), times.end());
+  return "ok median " + std::to_string(times[times.size() / 2]) + " us\n";
+}
+
+std::string ResolveTime(const std::string& name) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_family = AF_INET;
+  addrinfo* res = nullptr;
+  auto start = std::chrono::steady_clock::now();
+  int rc = ::getaddrinfo(name.c_str(), nullptr, &hints, &res);
+  long long us = MicrosSince(start);
+  if (rc != 0) {
+    return std::string("error: ") + ::gai_strerror(rc) + "\n";
+  }
+  ::freeaddrinfo(res);
+  return "ok " + std::to_string(us) + " us\n";
+}
+
 std::string List(const std::string& path) {
   DIR* dir = ::opendir(path.c_str());
   if (dir == nullptr) {
@@ -295,6 +394,17 @@ std::string Handle(const std::string& path, const std::string& query, const std:
   }
   if (path == "/udp") {
     return SendUdp(Param(query, "ip"), std::atoi(Param(query, "port").c_str()), Param(query, "text"));
+  }
+  if (path == "/download") {
+    return Download(Param(query, "ip"), std::atoi(Param(query, "port").c_str()),
+                    std::atoll(Param(query, "bytes").c_str()));
+  }
+  if (path == "/connect-time") {
+    return ConnectTime(Param(query, "ip"), std::atoi(Param(query, "port").c_str()),
+                       std::atoi(Param(query, "n").c_str()));
+  }
+  if (path == "/resolve-time") {
+    return ResolveTime(Param(query, "name"));
   }
   if (path == "/vsock") {
     int fd = ::socket(AF_VSOCK, SOCK_STREAM, 0);

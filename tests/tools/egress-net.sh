@@ -43,6 +43,7 @@ secret    A     203.0.113.7
 wild      A     192.0.2.30
 a.wild    A     192.0.2.30
 b.c.wild  A     192.0.2.30
+*.bench   A     203.0.113.7
 ZONE
   cat >"$dir/knot/zones/plain.test.zone" <<'ZONE'
 $ORIGIN plain.test.

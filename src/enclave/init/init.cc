@@ -875,10 +875,15 @@ Result<ReadyDaemon> StartReadyDaemon(std::string_view name, const std::vector<st
     return sys::IoError("fork", errno);
   }
   if (pid == 0) {
-    ::dup2(write_end.get(), 3);  // dup2 clears close-on-exec on the copy.
+    // Output first: `output_fd` may itself be descriptor 3, which the ready pipe then replaces.
     if (output_fd >= 0) {
       ::dup2(output_fd, 1);
       ::dup2(output_fd, 2);
+    }
+    if (write_end.get() == 3) {
+      ::fcntl(3, F_SETFD, 0);  // dup2 onto itself would leave close-on-exec set.
+    } else {
+      ::dup2(write_end.get(), 3);  // dup2 clears close-on-exec on the copy.
     }
     sigset_t none;
     sigemptyset(&none);

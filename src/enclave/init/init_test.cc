@@ -861,5 +861,31 @@ TEST_F(StartStorageTest, SilenceOrACrashIsAnError) {
   EXPECT_NE(silent.error().message().find("did not report"), std::string::npos);
 }
 
+// A production enclave sends daemon output to /dev/null, opened just before the ready pipe: it can
+// be descriptor 3, the very number the pipe is handed over as. Output must not land in the pipe.
+TEST_F(StartStorageTest, OutputOnDescriptorThreeStaysOutOfTheReadyPipe) {
+  if (::fcntl(3, F_GETFD) != -1) {
+    GTEST_SKIP() << "descriptor 3 is in use in this test process";
+  }
+  std::string log = dir_.path() + "/output";
+  int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  ASSERT_EQ(out, 3);
+  auto daemon = StartReadyDaemon(
+      "egress", {Script("echo 'a log line first'\necho 'ready tun0' >&3\nexec sleep 30")}, out,
+      std::chrono::seconds(10));
+  ::close(out);
+  ASSERT_TRUE(daemon) << daemon.error().message();
+  EXPECT_EQ(daemon->detail, "tun0");
+  StopReadyDaemon(*daemon, std::chrono::seconds(5));
+  EXPECT_EQ(ReadText(log), "a log line first\n");
+}
+
+TEST_F(StartStorageTest, ReadyDaemonErrorsNameTheDaemon) {
+  auto daemon = StartReadyDaemon("egress", {Script("echo 'error no /dev/net/tun' >&3")}, -1,
+                                 std::chrono::seconds(10));
+  ASSERT_FALSE(daemon);
+  EXPECT_EQ(daemon.error().message(), "egress: no /dev/net/tun");
+}
+
 }  // namespace
 }  // namespace enclavia::init
