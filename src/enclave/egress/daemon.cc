@@ -78,12 +78,7 @@ Result<EgressFlags> ParseEgressFlags(const std::vector<std::string>& args) {
     } else if (flag.name == "--config") {
       flags.config_path = flag.value;
     } else if (flag.name == "--ready-fd") {
-      char* end = nullptr;
-      long fd = std::strtol(flag.value.c_str(), &end, 10);
-      if (*end != '\0' || fd < 0 || fd > 1023) {
-        return Error(Code::kInvalidArgument, "--ready-fd needs a descriptor number");
-      }
-      flags.ready_fd = static_cast<int>(fd);
+      ASSIGN_OR_RETURN(flags.ready_fd, DescriptorFlag(flag));
     } else if (flag.name == "--dialer") {
       ASSIGN_OR_RETURN(net::Address address, net::ParseAddress(flag.value));
       flags.dialer = address;

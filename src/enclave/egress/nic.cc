@@ -326,6 +326,7 @@ class Nic::Impl {
            tcp_sndqueuelen(flow.pcb) < TCP_SND_QUEUELEN - 4;
   }
   void AbortPcb(Flow& flow);
+  tcp_pcb* DetachPcb(Flow& flow);
   void CloseFlow(Flow& flow);
   void UpdateInterest(Flow& flow);
   void CheckDeadlines();
@@ -1195,12 +1196,7 @@ void Nic::Impl::MaybeFinish(Flow& flow) {
   }
   if (flow.pcb != nullptr) {
     // lwIP finishes the exchange (retransmits, the last ACK) on its own.
-    tcp_pcb* pcb = flow.pcb;
-    tcp_arg(pcb, nullptr);
-    tcp_recv(pcb, nullptr);
-    tcp_sent(pcb, nullptr);
-    tcp_err(pcb, nullptr);
-    flow.pcb = nullptr;
+    tcp_pcb* pcb = DetachPcb(flow);
     if (tcp_close(pcb) != ERR_OK) {
       tcp_abort(pcb);
     }
@@ -1208,17 +1204,23 @@ void Nic::Impl::MaybeFinish(Flow& flow) {
   CloseFlow(flow);
 }
 
-void Nic::Impl::AbortPcb(Flow& flow) {
-  if (flow.pcb == nullptr) {
-    return;
-  }
+// DetachPcb unhooks the flow's lwIP connection (no more callbacks reach the flow) and hands it
+// to the caller, who closes or aborts it.
+tcp_pcb* Nic::Impl::DetachPcb(Flow& flow) {
   tcp_pcb* pcb = flow.pcb;
   tcp_arg(pcb, nullptr);
   tcp_recv(pcb, nullptr);
   tcp_sent(pcb, nullptr);
   tcp_err(pcb, nullptr);
   flow.pcb = nullptr;
-  tcp_abort(pcb);  // RST to the app
+  return pcb;
+}
+
+void Nic::Impl::AbortPcb(Flow& flow) {
+  if (flow.pcb == nullptr) {
+    return;
+  }
+  tcp_abort(DetachPcb(flow));  // RST to the app
 }
 
 void Nic::Impl::CloseFlow(Flow& flow) {
@@ -1226,15 +1228,7 @@ void Nic::Impl::CloseFlow(Flow& flow) {
   if (it == flows_.end()) {
     return;
   }
-  if (flow.pcb != nullptr) {
-    tcp_pcb* pcb = flow.pcb;
-    tcp_arg(pcb, nullptr);
-    tcp_recv(pcb, nullptr);
-    tcp_sent(pcb, nullptr);
-    tcp_err(pcb, nullptr);
-    flow.pcb = nullptr;
-    tcp_abort(pcb);
-  }
+  AbortPcb(flow);
   if (flow.registered) {
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, flow.fd.get(), nullptr);
     flow.registered = false;

@@ -306,12 +306,7 @@ Result<StorageFlags> ParseStorageFlags(const std::vector<std::string>& args) {
     } else if (flag.name == "--nsm") {
       flags.nsm_path = flag.value;
     } else if (flag.name == "--ready-fd") {
-      char* end = nullptr;
-      long fd = std::strtol(flag.value.c_str(), &end, 10);
-      if (*end != '\0' || fd < 0 || fd > 1023) {
-        return Error(Code::kInvalidArgument, "--ready-fd needs a descriptor number");
-      }
-      flags.ready_fd = static_cast<int>(fd);
+      ASSIGN_OR_RETURN(flags.ready_fd, DescriptorFlag(flag));
     } else if (flag.name == "--storage" || flag.name == "--kms") {
       ASSIGN_OR_RETURN(net::Address address, net::ParseAddress(flag.value));
       (flag.name == "--storage" ? flags.storage : flags.kms) = address;

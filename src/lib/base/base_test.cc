@@ -5,6 +5,7 @@
 
 #include "lib/base/bytes.h"
 #include "lib/base/encoding.h"
+#include "lib/base/flags.h"
 #include "lib/base/reader.h"
 #include "lib/base/result.h"
 
@@ -142,6 +143,28 @@ TEST(TimeTest, ParsesAndFormatsRfc3339) {
   EXPECT_FALSE(ParseRfc3339("2022-10-13 08:58:02"));
   EXPECT_FALSE(ParseRfc3339("2022-13-13T08:58:02Z"));
   EXPECT_FALSE(ParseRfc3339("2022-10-13T08:58:02Zjunk"));
+}
+
+TEST(FlagsTest, SplitsNamesValuesAndSwitches) {
+  auto flags = SplitFlags({"--config", "/a", "--ready-fd=3", "-h"}, {"--help", "-h"});
+  ASSERT_TRUE(flags) << flags.error().message();
+  ASSERT_EQ(flags->size(), 3u);
+  EXPECT_EQ((*flags)[0].name, "--config");
+  EXPECT_EQ((*flags)[0].value, "/a");
+  EXPECT_EQ((*flags)[1].value, "3");
+  EXPECT_TRUE((*flags)[2].value.empty());
+  EXPECT_EQ(SplitFlags({"--config"}, {}).error().message(), "--config needs a value");
+  EXPECT_EQ(SplitFlags({"x"}, {}).error().code(), Code::kInvalidArgument);
+}
+
+TEST(FlagsTest, DescriptorFlagTakesOnlySmallNonNegativeNumbers) {
+  EXPECT_EQ(*DescriptorFlag({"--ready-fd", "3"}), 3);
+  EXPECT_EQ(*DescriptorFlag({"--ready-fd", "0"}), 0);
+  for (const char* bad : {"-1", "1024", "3x", "x", "99999999999999999999"}) {
+    auto fd = DescriptorFlag({"--ready-fd", bad});
+    ASSERT_FALSE(fd) << bad;
+    EXPECT_EQ(fd.error().message(), "--ready-fd needs a descriptor number");
+  }
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 #include "lib/base/flags.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 
 namespace enclavia {
 
@@ -38,6 +40,16 @@ Result<std::vector<Flag>> SplitFlags(const std::vector<std::string>& args,
 
 Error UnexpectedFlag(const Flag& flag) {
   return Error(Code::kInvalidArgument, "unexpected argument '" + flag.name + "'");
+}
+
+Result<int> DescriptorFlag(const Flag& flag) {
+  char* end = nullptr;
+  errno = 0;
+  long fd = std::strtol(flag.value.c_str(), &end, 10);
+  if (errno != 0 || end == flag.value.c_str() || *end != '\0' || fd < 0 || fd > 1023) {
+    return Error(Code::kInvalidArgument, flag.name + " needs a descriptor number");
+  }
+  return static_cast<int>(fd);
 }
 
 }  // namespace enclavia

@@ -28,6 +28,10 @@ Result<std::vector<Flag>> SplitFlags(const std::vector<std::string>& args,
 // UnexpectedFlag is the caller's error for a name it does not know.
 Error UnexpectedFlag(const Flag& flag);
 
+// DescriptorFlag reads `flag`'s value as a file descriptor number (0..1023, e.g. --ready-fd);
+// kInvalidArgument naming the flag otherwise.
+Result<int> DescriptorFlag(const Flag& flag);
+
 }  // namespace enclavia
 
 #endif  // ENCLAVIA_LIB_BASE_FLAGS_H_

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "lib/builder/builder.h"
+#include "lib/builder/image_config.h"
 
 #include <filesystem>
 #include <fstream>
@@ -50,9 +51,10 @@ class Source {
                                   .append(section));
   }
 
-  Result<BuildResult> Build() {
+  Result<BuildResult> Build(const std::string& output = "") {
     BuildRequest request;
     request.path = dir_.path() + "/src";
+    request.output = output;
     request.lock_mode = LockMode::kUpdate;  // every test changes inputs on purpose
     return builder::Build(request, env_);
   }
@@ -197,6 +199,32 @@ TEST(BuilderEgressTest, RefusesAnAppThatShipsItsOwnAnchor) {
   EXPECT_NE(built.error().message().find("must not contain /etc/enclavia/egress/trust-anchor"),
             std::string::npos)
       << built.error().message();
+}
+
+TEST(ImageConfigTest, ReadsTheMeasuredConfigurationBackOutOfTheEif) {
+  Source src;
+  src.Write("src/anchor.key", kAnchor);
+  src.SetEgress(kEgressOn);
+  std::string eif = src.path() + "/egress.eif";
+  auto built = src.Build(eif);
+  ASSERT_TRUE(built) << built.error().message();
+  auto config = ReadImageConfig(eif);
+  ASSERT_TRUE(config) << config.error().message();
+  EXPECT_TRUE(config->egress.enabled);
+  EXPECT_EQ(config->egress, built->enclave_config.egress);
+  EXPECT_EQ(config->app.cmd, built->enclave_config.app.cmd);
+
+  src.SetEgress("");
+  std::string plain = src.path() + "/plain.eif";
+  ASSERT_TRUE(src.Build(plain));
+  auto off = ReadImageConfig(plain);
+  ASSERT_TRUE(off) << off.error().message();
+  EXPECT_FALSE(off->egress.enabled);
+
+  src.Write("junk.eif", "not an image");
+  auto junk = ReadImageConfig(src.path() + "/junk.eif");
+  ASSERT_FALSE(junk);
+  EXPECT_NE(junk.error().message().find("junk.eif"), std::string::npos);
 }
 
 }  // namespace

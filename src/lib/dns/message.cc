@@ -284,7 +284,12 @@ Result<Bytes> ReplaceId(ByteSpan message, uint16_t id) {
   return out;
 }
 
-Result<std::vector<AddressRecord>> ExtractAddresses(ByteSpan response) {
+namespace {
+
+// ForEachAnswer checks that `response` is a whole response (QR set; questions, every record and
+// nothing after them) and calls `visit` with each IN-class record of its answer section.
+template <typename Visit>
+Result<void> ForEachAnswer(ByteSpan response, Visit visit) {
   ASSIGN_OR_RETURN(Header h, ParseHeader(response));
   if (!h.qr()) {
     return Malformed("not a response (QR clear)");
@@ -293,12 +298,29 @@ Result<std::vector<AddressRecord>> ExtractAddresses(ByteSpan response) {
   for (uint16_t i = 0; i < h.qdcount; ++i) {
     RETURN_IF_ERROR(ReadQuestion(response, &offset));
   }
-  std::vector<AddressRecord> out;
   size_t records = size_t{h.ancount} + h.nscount + h.arcount;
   for (size_t i = 0; i < records; ++i) {
     ASSIGN_OR_RETURN(RecordHead rr, ReadRecord(response, &offset));
-    if (i >= h.ancount || rr.rclass != kClassIn || (rr.type != kTypeA && rr.type != kTypeAaaa)) {
-      continue;
+    if (i < h.ancount && rr.rclass == kClassIn) {
+      RETURN_IF_ERROR(visit(rr));
+    }
+  }
+  if (offset != response.size()) {
+    return Malformed("trailing bytes after the response");
+  }
+  return {};
+}
+
+// RFC 2181 §8: a TTL with the top bit set is treated as zero.
+uint32_t EffectiveTtl(uint32_t ttl) { return (ttl & 0x80000000u) != 0 ? 0 : ttl; }
+
+}  // namespace
+
+Result<std::vector<AddressRecord>> ExtractAddresses(ByteSpan response) {
+  std::vector<AddressRecord> out;
+  RETURN_IF_ERROR(ForEachAnswer(response, [&](RecordHead& rr) -> Result<void> {
+    if (rr.type != kTypeA && rr.type != kTypeAaaa) {
+      return {};
     }
     size_t want = rr.type == kTypeA ? 4 : 16;
     if (rr.rdlength != want) {
@@ -308,31 +330,18 @@ Result<std::vector<AddressRecord>> ExtractAddresses(ByteSpan response) {
     a.name = std::move(rr.owner.text);
     ByteSpan rdata = response.subspan(rr.rdata_offset, want);
     a.address.assign(rdata.begin(), rdata.end());
-    // RFC 2181 §8: a TTL with the top bit set is treated as zero.
-    a.ttl = (rr.ttl & 0x80000000u) != 0 ? 0 : rr.ttl;
+    a.ttl = EffectiveTtl(rr.ttl);
     out.push_back(std::move(a));
-  }
-  if (offset != response.size()) {
-    return Malformed("trailing bytes after the response");
-  }
+    return {};
+  }));
   return out;
 }
 
 Result<std::vector<CnameRecord>> ExtractCnames(ByteSpan response) {
-  ASSIGN_OR_RETURN(Header h, ParseHeader(response));
-  if (!h.qr()) {
-    return Malformed("not a response (QR clear)");
-  }
-  size_t offset = kHeaderSize;
-  for (uint16_t i = 0; i < h.qdcount; ++i) {
-    RETURN_IF_ERROR(ReadQuestion(response, &offset));
-  }
   std::vector<CnameRecord> out;
-  size_t records = size_t{h.ancount} + h.nscount + h.arcount;
-  for (size_t i = 0; i < records; ++i) {
-    ASSIGN_OR_RETURN(RecordHead rr, ReadRecord(response, &offset));
-    if (i >= h.ancount || rr.rclass != kClassIn || rr.type != kTypeCname) {
-      continue;
+  RETURN_IF_ERROR(ForEachAnswer(response, [&](RecordHead& rr) -> Result<void> {
+    if (rr.type != kTypeCname) {
+      return {};
     }
     // The target may be compressed (RFC 1035 §4.1.4), so it is read from the whole message,
     // and must end exactly at the end of the RDATA.
@@ -344,12 +353,10 @@ Result<std::vector<CnameRecord>> ExtractCnames(ByteSpan response) {
     CnameRecord c;
     c.owner = std::move(rr.owner.text);
     c.target = std::move(target.text);
-    c.ttl = (rr.ttl & 0x80000000u) != 0 ? 0 : rr.ttl;
+    c.ttl = EffectiveTtl(rr.ttl);
     out.push_back(std::move(c));
-  }
-  if (offset != response.size()) {
-    return Malformed("trailing bytes after the response");
-  }
+    return {};
+  }));
   return out;
 }
 
