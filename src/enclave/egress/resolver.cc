@@ -83,24 +83,6 @@ std::string Describe(const dns::Query& q) {
   return std::string(q.name).append(".").append(" ").append(TypeName(q.qtype));
 }
 
-// SendAll writes `data` to a blocking stream without SIGPIPE.
-Result<void> SendAll(int fd, ByteSpan data) {
-  while (!data.empty()) {
-    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == ENOTSOCK) {
-      n = ::write(fd, data.data(), data.size());
-    }
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return sys::IoError("send", errno);
-    }
-    data = data.subspan(static_cast<size_t>(n));
-  }
-  return Ok();
-}
-
 Bytes Framed(ByteSpan message) {
   Bytes out;
   out.reserve(message.size() + 2);
@@ -693,7 +675,7 @@ void Resolver::State::ServeValidator(int conn) {
         response = dns::BuildResponse(*query, dns::Rcode::kServFail);
       }
     }
-    if (!SendAll(conn, Framed(response))) {
+    if (!sys::SendFull(conn, Framed(response))) {
       return;
     }
   }
@@ -775,7 +757,7 @@ Result<Bytes> Resolver::State::Relay(ByteSpan query, const dns::Query& parsed, U
     }
     auto deadline = SteadyClock::now() + options.upstream_timeout;
     Result<Bytes> answer = Error(Code::kUnavailable, "");
-    if (auto sent = SendAll(upstream->fd.get(), framed); !sent) {
+    if (auto sent = sys::SendFull(upstream->fd.get(), framed); !sent) {
       answer = sent.error();
     } else {
       answer = ReadFrame(upstream->fd.get(), stop_fd.get(), deadline);

@@ -27,18 +27,7 @@ static_assert(kNsmSocketMaxResponse == kNsmResponseMaxSize, "the socket carries 
 constexpr int kReplyTimeoutSeconds = 30;
 
 bool SendAll(int fd, const uint8_t* data, size_t size) {
-  while (size > 0) {
-    ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      return false;
-    }
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
+  return sys::SendFull(fd, ByteSpan(data, size)).has_value();
 }
 
 // RecvAll reads exactly `size` bytes; on end of stream it fails with errno ECONNRESET.

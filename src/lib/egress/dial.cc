@@ -196,17 +196,9 @@ Result<sys::UniqueFd> Dial(const net::Address& dialer, const Endpoint& to,
                            std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   ASSIGN_OR_RETURN(sys::UniqueFd fd, net::Connect(dialer));
-  // send(MSG_NOSIGNAL): a dialer that refuses and closes at once must not raise SIGPIPE here.
-  Bytes request = EncodeDialRequest(to);
-  for (size_t off = 0; off < request.size();) {
-    ssize_t n = ::send(fd.get(), request.data() + off, request.size() - off, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return sys::IoError("egress dial: write", errno);
-    }
-    off += static_cast<size_t>(n);
+  // MSG_NOSIGNAL: a dialer that refuses and closes at once must not raise SIGPIPE here.
+  if (auto sent = sys::SendFull(fd.get(), EncodeDialRequest(to)); !sent) {
+    return sent.error().WithContext("egress dial");
   }
   Bytes buffer;
   uint8_t chunk[3 + kMaxMessage];

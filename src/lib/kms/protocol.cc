@@ -207,16 +207,8 @@ Result<void> WriteMessage(int fd, ByteSpan message) {
     frame.push_back(static_cast<uint8_t>(size >> shift));
   }
   frame.insert(frame.end(), message.begin(), message.end());
-  ByteSpan rest(frame);
-  while (!rest.empty()) {
-    ssize_t n = ::send(fd, rest.data(), rest.size(), MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return Error(Code::kUnavailable, sys::IoError("kms: write", errno).message());
-    }
-    rest = rest.subspan(static_cast<size_t>(n));
+  if (auto sent = sys::SendFull(fd, frame); !sent) {
+    return Error(Code::kUnavailable, "kms: " + sent.error().message());
   }
   return Ok();
 }

@@ -2,6 +2,7 @@
 #include "lib/sys/fd.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -80,6 +81,23 @@ Result<void> PreadFull(int fd, std::span<uint8_t> out, uint64_t offset) {
       return Error(Code::kMalformed, "unexpected end of file");
     }
     done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+Result<void> SendFull(int fd, ByteSpan data) {
+  while (!data.empty()) {
+    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == ENOTSOCK) {
+      return WriteFull(fd, data);
+    }
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return IoError("send", errno);
+    }
+    data = data.subspan(static_cast<size_t>(n));
   }
   return {};
 }

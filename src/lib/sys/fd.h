@@ -55,6 +55,11 @@ Result<size_t> ReadSome(int fd, std::span<uint8_t> out);
 // WriteFull writes all of `data` at the file position (looping over short writes).
 Result<void> WriteFull(int fd, ByteSpan data);
 
+// SendFull writes all of `data` to a blocking stream socket with MSG_NOSIGNAL, so a peer that
+// has closed is a kIo error ("send: Broken pipe"), never SIGPIPE. A descriptor that is not a
+// socket (a pipe in tests) is written with write(2) instead.
+Result<void> SendFull(int fd, ByteSpan data);
+
 // PwriteFull writes all of `data` at `offset`.
 Result<void> PwriteFull(int fd, ByteSpan data, uint64_t offset);
 

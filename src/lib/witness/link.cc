@@ -26,15 +26,8 @@ Result<size_t> FdByteStream::Read(std::span<uint8_t> out) {
 }
 
 Result<void> FdByteStream::Write(ByteSpan data) {
-  while (!data.empty()) {
-    ssize_t n = ::send(fd_.get(), data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return Error(Code::kUnavailable, sys::IoError("write", errno).message());
-    }
-    data = data.subspan(static_cast<size_t>(n));
+  if (auto sent = sys::SendFull(fd_.get(), data); !sent) {
+    return Error(Code::kUnavailable, sent.error().message());
   }
   return Ok();
 }
