@@ -133,17 +133,21 @@ Result<void> VerifySign1(const Sign1& msg, const crypto::PublicKey& key, ByteSpa
   return Ok();
 }
 
-Result<Bytes> CreateSign1(ByteSpan payload, const crypto::PrivateKey& key, Tagging tagging,
+Result<Bytes> CreateSign1(ByteSpan payload, const crypto::Signer& signer, Tagging tagging,
                           const cbor::Value& unprotected, ByteSpan external_aad) {
   if (!unprotected.is_map()) {
     return Error(Code::kInvalidArgument, "cose: unprotected header must be a map");
   }
-  Algorithm alg = AlgorithmForKey(key.algorithm());
+  Algorithm alg = AlgorithmForKey(signer.algorithm());
   cbor::Value::Map header;
   header.emplace_back(cbor::Value::Int(kHeaderAlg), cbor::Value::Int(static_cast<int64_t>(alg)));
   Bytes protected_header = cbor::Encode(cbor::Value::MakeMap(std::move(header)));
   ASSIGN_OR_RETURN(Bytes signature,
-                   key.Sign(SigStructure(protected_header, external_aad, payload)));
+                   signer.Sign(SigStructure(protected_header, external_aad, payload)));
+  if (signature.size() != crypto::RawSignatureSize(signer.algorithm())) {
+    return Error(Code::kInternal, "cose: " + signer.Describe() + " returned a signature of " +
+                                      std::to_string(signature.size()) + " bytes");
+  }
   cbor::Value::Array parts;
   parts.push_back(cbor::Value::ByteString(std::move(protected_header)));
   parts.push_back(unprotected);
@@ -154,6 +158,29 @@ Result<Bytes> CreateSign1(ByteSpan payload, const crypto::PrivateKey& key, Taggi
     msg = cbor::Value::Tagged(kSign1Tag, std::move(msg));
   }
   return cbor::Encode(msg);
+}
+
+namespace {
+
+// BorrowedKey signs with a PrivateKey the caller keeps.
+class BorrowedKey final : public crypto::Signer {
+ public:
+  explicit BorrowedKey(const crypto::PrivateKey& key) : key_(key), public_key_(key.public_key()) {}
+  crypto::SignatureAlgorithm algorithm() const override { return key_.algorithm(); }
+  const crypto::PublicKey& public_key() const override { return public_key_; }
+  Result<Bytes> Sign(ByteSpan message) const override { return key_.Sign(message); }
+  std::string Describe() const override { return "private key"; }
+
+ private:
+  const crypto::PrivateKey& key_;
+  crypto::PublicKey public_key_;
+};
+
+}  // namespace
+
+Result<Bytes> CreateSign1(ByteSpan payload, const crypto::PrivateKey& key, Tagging tagging,
+                          const cbor::Value& unprotected, ByteSpan external_aad) {
+  return CreateSign1(payload, BorrowedKey(key), tagging, unprotected, external_aad);
 }
 
 }  // namespace enclavia::cose

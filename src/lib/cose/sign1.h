@@ -8,6 +8,7 @@
 #include "lib/base/result.h"
 #include "lib/cbor/cbor.h"
 #include "lib/crypto/keys.h"
+#include "lib/crypto/signer.h"
 
 // COSE_Sign1 (RFC 9052 §4.2) for ES256, ES384 and EdDSA.
 namespace enclavia::cose {
@@ -56,6 +57,12 @@ Result<void> VerifySign1(const Sign1& msg, const crypto::PublicKey& key, ByteSpa
 // is `unprotected` (a map; empty by default). Output is deterministic CBOR (except for ECDSA's
 // random nonce in the signature).
 Result<Bytes> CreateSign1(ByteSpan payload, const crypto::PrivateKey& key, Tagging tagging,
+                          const cbor::Value& unprotected = cbor::Value::MakeMap({}),
+                          ByteSpan external_aad = {});
+
+// CreateSign1 with a Signer: the same message, signed by a key this process may not hold (a
+// PKCS#11 token). kInternal when the signer returns a signature of the wrong size.
+Result<Bytes> CreateSign1(ByteSpan payload, const crypto::Signer& signer, Tagging tagging,
                           const cbor::Value& unprotected = cbor::Value::MakeMap({}),
                           ByteSpan external_aad = {});
 
