@@ -7,7 +7,9 @@
 #include "cli/attest.h"
 #include "cli/build.h"
 #include "cli/channel_cmds.h"
+#include "cli/keys_cmds.h"
 #include "cli/platform_cmds.h"
+#include "cli/upgrade_cmds.h"
 #include "lib/crypto/random.h"
 #include "lib/sys/process.h"
 
@@ -148,6 +150,17 @@ int main(int argc, char** argv) {
   dp->add_option("--witnesses", deploy.witnesses,
                  "Anti-rollback witness enclaves for the volume (default 1; 0 = none)");
   dp->add_option("--data-dir", deploy.data_dir, data_dir_help);
+  // Upgrades (docs/upgrade.md): who may sign the enclave's upgrades, from its genesis on.
+  dp->add_option("--control-key", deploy.control_key,
+                 "Control key (FILE or pkcs11:URI) that signs the genesis and every upgrade");
+  dp->add_option("--passphrase-file", deploy.passphrase_file,
+                 "The control key's passphrase (or PIN) in the first line of this file");
+  dp->add_flag("--managed-key", deploy.managed_key,
+               "Let the control plane keep the control key (weaker: its operator can upgrade)");
+  dp->add_flag("--immutable", deploy.immutable, "A genesis that accepts no upgrade, ever");
+  dp->add_option("--staging-window", deploy.staging_window,
+                 "Minimum time an upgrade stays staged in public before it may activate "
+                 "(default 72h)");
 
   enclavia::cli::EnclaveFlags ef;
   enclavia::cli::StorageFlags storage;
@@ -189,11 +202,91 @@ int main(int argc, char** argv) {
     c->add_option("--data-dir", ef.data_dir, data_dir_help);
   }
 
+  // Control keys (docs/control-keys.md): `enclavia keys new | show`.
+  enclavia::cli::KeysNewFlags keys_new;
+  enclavia::cli::KeysShowFlags keys_show;
+  CLI::App* keys =
+      app.add_subcommand("keys", "Control keys that sign an enclave's genesis and upgrades");
+  keys->require_subcommand(1);
+  CLI::App* keys_new_cmd = keys->add_subcommand("new", "Make a control key file (PEM, mode 0600)");
+  keys_new_cmd->add_option("FILE", keys_new.file, "Where to write the key (never overwritten)")
+      ->required();
+  keys_new_cmd->add_option("--type", keys_new.type, "ed25519 or p256")->default_val("ed25519");
+  keys_new_cmd->add_option("--passphrase-file", keys_new.passphrase_file,
+                           "Encrypt the key with the first line of this file (else with "
+                           "$ENCLAVIA_KEY_PASSPHRASE if set, else unencrypted)");
+  keys_new_cmd->add_flag("--json", keys_new.json, "Print JSON");
+  CLI::App* keys_show_cmd =
+      keys->add_subcommand("show", "Print a control key's algorithm, fingerprint and SPKI");
+  keys_show_cmd->add_option("KEY", keys_show.key, "A key file (PEM) or a pkcs11: URI")->required();
+  keys_show_cmd->add_option("--passphrase-file", keys_show.passphrase_file,
+                            "Passphrase (or token PIN) in the first line of this file");
+  keys_show_cmd->add_flag("--json", keys_show.json, "Print JSON");
+
+  // Upgrades (docs/upgrade.md): `enclavia upgrade stage | status | revoke | activate`, `chain`.
+  enclavia::cli::UpgradeFlags upgrade;
+  CLI::App* ug = app.add_subcommand("upgrade", "Stage, show, revoke and activate upgrades");
+  ug->require_subcommand(1);
+  ug->add_option("--data-dir", upgrade.data_dir, data_dir_help);
+  CLI::App* ug_stage = ug->add_subcommand("stage", "Stage NEW.eif: public for a window, then due");
+  ug_stage->add_option("NAME", upgrade.name, "The enclave")->required();
+  ug_stage->add_option("--image", upgrade.image, "The new EIF")->required();
+  ug_stage->add_option("--after", upgrade.after, "Not before now + DUR (default 72h)");
+  ug_stage->add_option("--id", upgrade.id, "A name for the request (default u<time>)");
+  CLI::App* ug_status = ug->add_subcommand("status", "Show the chain and staged upgrades (public)");
+  ug_status->add_option("NAME", upgrade.name, "The enclave, or its URL")->required();
+  CLI::App* ug_revoke = ug->add_subcommand("revoke", "Revoke a staged upgrade");
+  ug_revoke->add_option("NAME", upgrade.name, "The enclave")->required();
+  ug_revoke->add_option("ID", upgrade.id, "The request's id")->required();
+  CLI::App* ug_activate = ug->add_subcommand("activate", "Activate a due upgrade now");
+  ug_activate->add_option("NAME", upgrade.name, "The enclave")->required();
+  ug_activate->add_option("ID", upgrade.id, "The request's id (default: the one staged)");
+  ug_activate->add_flag("--force", upgrade.force,
+                        "Skip the host's checks (the old enclave still decides)");
+  for (CLI::App* c : {ug_stage, ug_revoke}) {
+    c->add_option("--control-key", upgrade.control_key, "Control key FILE or pkcs11:URI");
+    c->add_option("--passphrase-file", upgrade.passphrase_file, "Its passphrase or PIN");
+    c->add_flag("--managed-key", upgrade.managed_key, "Sign with the control plane's key");
+  }
+  for (CLI::App* c : {ug_stage, ug_status, ug_revoke, ug_activate}) {
+    c->add_flag("--json", upgrade.json, "Print JSON");
+    c->add_option("--data-dir", upgrade.data_dir, data_dir_help);
+  }
+  enclavia::cli::ChainFlags chain;
+  CLI::App* ch = app.add_subcommand("chain", "Print and verify an enclave's upgrade chain");
+  ch->add_option("TARGET", chain.target, "An enclave name, or its URL (ws://HOST:PORT/)")
+      ->required();
+  ch->add_option("--trust", chain.trust, "Also decide as this trust file would (AcceptChain)");
+  ch->add_option("--root", chain.roots, "PEM root (default: the local simulator's root)");
+  ch->add_flag("--no-aws-root", chain.no_aws_root, "Do not trust the AWS Nitro root");
+  ch->add_flag("--allow-debug", chain.allow_debug, "Accept receipts of debug-mode enclaves");
+  ch->add_flag("--json", chain.json, "Print JSON");
+  ch->add_option("--data-dir", chain.data_dir, data_dir_help);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
     return code == 0 ? 0 : 2;
+  }
+  if (ug->parsed()) {
+    if (ug_stage->parsed()) {
+      return enclavia::cli::RunUpgradeStage(upgrade, std::cout, std::cerr);
+    }
+    if (ug_status->parsed()) {
+      return enclavia::cli::RunUpgradeStatus(upgrade, std::cout, std::cerr);
+    }
+    if (ug_revoke->parsed()) {
+      return enclavia::cli::RunUpgradeRevoke(upgrade, std::cout, std::cerr);
+    }
+    return enclavia::cli::RunUpgradeActivate(upgrade, std::cout, std::cerr);
+  }
+  if (ch->parsed()) {
+    return enclavia::cli::RunChain(chain, std::cout, std::cerr);
+  }
+  if (keys->parsed()) {
+    return keys_new_cmd->parsed() ? enclavia::cli::RunKeysNew(keys_new, std::cout, std::cerr)
+                                  : enclavia::cli::RunKeysShow(keys_show, std::cout, std::cerr);
   }
   if (v->parsed()) {
     return enclavia::cli::RunAttestVerify(verify, std::cout, std::cerr);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cli/platform_cmds.h"
+#include "cli/upgrade_cmds.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -600,6 +601,10 @@ int RunDeploy(const DeployFlags& flags, std::ostream& out, std::ostream& err) {
     err << "enclavia deploy: --backend needs --storage SIZE\n";
     return 2;
   }
+  if (int(!flags.control_key.empty()) + int(flags.managed_key) + int(flags.immutable) > 1) {
+    err << "enclavia deploy: use one of --control-key, --managed-key and --immutable\n";
+    return 2;
+  }
   auto control = FindControl(DataDir(flags.data_dir));
   if (!control) {
     return Fail(err, "deploy", control.error());
@@ -619,6 +624,20 @@ int RunDeploy(const DeployFlags& flags, std::ostream& out, std::ostream& err) {
   }
   json request = {{"name", flags.name},   {"image", image_id},       {"debug", flags.debug},
                   {"cpus", flags.cpus},   {"memory_mib", flags.memory_mib}};
+  if (!flags.control_key.empty() || flags.immutable) {
+    auto genesis = DeployGenesis(flags);
+    if (!genesis) {
+      return Fail(err, "deploy", genesis.error());
+    }
+    request["genesis"] = *genesis;
+  } else if (flags.managed_key) {
+    auto window = ParseDuration(flags.staging_window);
+    if (!window) {
+      return Fail(err, "deploy", window.error());
+    }
+    request["managed_key"] = true;
+    request["staging_window_s"] = *window;
+  }
   if (!storage.empty()) {
     request["storage"] = storage;
   }
@@ -933,6 +952,24 @@ int RunStorageKeygen(const StorageFlags& flags, std::ostream& out, std::ostream&
   out << "owner key written to " << flags.key << "; put this in the Enclaviafile:\n"
       << "[storage]\nrecovery_key = \"" << HexEncode(key.public_key().ToRaw()) << "\"\n";
   return 0;
+}
+
+Result<json> ControlJson(const std::string& data_dir, const std::string& method,
+                         const std::string& target, const std::string& body) {
+  ASSIGN_OR_RETURN(Api control, FindControl(DataDir(data_dir)));
+  return CallJson(control, method, target, body);
+}
+
+Result<std::string> ControlUploadImage(const std::string& data_dir, const std::string& file,
+                                       const std::string& name) {
+  ASSIGN_OR_RETURN(Api control, FindControl(DataDir(data_dir)));
+  return UploadImage(control, file, name);
+}
+
+Result<void> ControlWaitServing(const std::string& data_dir, const std::string& name,
+                                const std::string& url) {
+  ASSIGN_OR_RETURN(Api control, FindControl(DataDir(data_dir)));
+  return WaitServing(control, name, url);
 }
 
 }  // namespace enclavia::cli

@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 #include "lib/base/result.h"
 
 // The platform commands: `enclavia up | down | deploy | ls | inspect | logs | restart | rm |
@@ -45,12 +47,29 @@ struct DeployFlags {
   std::string storage;
   std::string backend;     // --backend dir[:PATH] | s3://BUCKET[/PREFIX]; default dir.
   uint32_t witnesses = 1;  // --witnesses N: anti-rollback witness enclaves (0..7).
+  // Upgrades (docs/upgrade.md): at most one of --control-key, --managed-key, --immutable; none:
+  // an unchained enclave (it can only be redeployed).
+  std::string control_key;      // --control-key FILE|pkcs11:URI signs the genesis.
+  std::string passphrase_file;  // --passphrase-file for it.
+  bool managed_key = false;     // --managed-key: the control plane keeps the key (weaker).
+  bool immutable = false;       // --immutable: a genesis that accepts no upgrade.
+  std::string staging_window = "72h";  // --staging-window DUR
 };
 
 // ParseSize reads "4096", "512K", "64M", "1G", "2T" (binary units) into bytes; kInvalidArgument
 // for anything else or an overflow.
 Result<uint64_t> ParseSize(std::string_view text);
 int RunDeploy(const DeployFlags& flags, std::ostream& out, std::ostream& err);
+
+// For the upgrade commands: one JSON call to the control plane of `data_dir` (4xx/5xx become
+// errors with its message), an image upload (skipped when it is stored), and the wait until an
+// enclave's relay answers through its URL.
+Result<nlohmann::json> ControlJson(const std::string& data_dir, const std::string& method,
+                                   const std::string& target, const std::string& body = "");
+Result<std::string> ControlUploadImage(const std::string& data_dir, const std::string& file,
+                                       const std::string& name);
+Result<void> ControlWaitServing(const std::string& data_dir, const std::string& name,
+                                const std::string& url);
 
 struct EnclaveFlags {
   std::string data_dir;

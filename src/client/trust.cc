@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "client/trust.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <vector>
@@ -42,6 +43,14 @@ Result<channel::TrustPolicy> PolicyFromTrustFile(const config::TrustFile& trust,
   channel::TrustPolicy policy;
   policy.verifier = std::make_shared<const attestation::Verifier>(std::move(verifier));
   policy.accept = trust.accept;
+  for (const Bytes& hash : trust.genesis) {
+    upgrade::Digest digest{};
+    if (hash.size() != digest.size()) {
+      return Error(Code::kInvalidArgument, "trust file: a genesis hash is not 32 bytes");
+    }
+    std::copy(hash.begin(), hash.end(), digest.begin());
+    policy.chain_trust.genesis.push_back(digest);
+  }
   policy.freshness = trust.fresh ? channel::Freshness::kFresh : channel::Freshness::kCached;
   policy.max_age = trust.max_age;
   policy.allow_debug = trust.allow_debug;

@@ -143,6 +143,13 @@ Result<json> AgentClient::Launch(const LaunchRequest& r) {
     }
     body["storage"] = std::move(storage);
   }
+  if (!r.chain_json.empty() && r.chain_json != "[]") {
+    json chain = json::parse(r.chain_json, nullptr, /*allow_exceptions=*/false);
+    if (!chain.is_array()) {
+      return Error(Code::kInvalidArgument, "chain must be a JSON array");
+    }
+    body["chain"] = std::move(chain);
+  }
   ASSIGN_OR_RETURN(json enclave, CallJson("POST", "/v1/enclaves", body.dump()));
   if (!enclave.is_object()) {
     return Error(Code::kMalformed, "host agent: launch reply is not an enclave");
@@ -176,6 +183,21 @@ Result<void> AgentClient::Remove(const std::string& name) {
   ASSIGN_OR_RETURN(Reply reply, Call("DELETE", "/v1/enclaves/" + PathSegment(name), "", timeout_));
   (void)reply;
   return Ok();
+}
+
+Result<json> AgentClient::Upgrade(const std::string& name, const std::string& action,
+                                  const json& body) {
+  bool get = body.is_null();
+  std::string target = "/v1/enclaves/" + PathSegment(name) + "/" + action;
+  ASSIGN_OR_RETURN(Reply reply,
+                   Call(get ? "GET" : "POST", target,
+                        get ? std::string() : body.dump(-1, ' ', false, json::error_handler_t::replace),
+                        std::max(timeout_, std::chrono::milliseconds(120000))));
+  json out = json::parse(reply.body, nullptr, /*allow_exceptions=*/false);
+  if (!out.is_object()) {
+    return Error(Code::kMalformed, Describe() + " sent a reply that is not a JSON object");
+  }
+  return out;
 }
 
 Result<json> AgentClient::Restart(const std::string& name) {

@@ -32,6 +32,7 @@ struct LaunchRequest {
   uint64_t memory_mib = 0;
   uint32_t port = 0;  // 0 = the agent picks.
   std::string storage_json;  // "" or a JSON object passed to the agent as "storage".
+  std::string chain_json;    // "" or a JSON array of base64 entries passed as "chain".
 };
 
 // Errors of every call: kUnavailable "cannot reach the host agent …" when it does not answer
@@ -53,6 +54,11 @@ class AgentClient {
   Result<std::string> Console(const std::string& name, uint64_t offset);
   Result<std::vector<std::string>> Roots();  // PEM texts.
   Result<nlohmann::json> Health();  // With a short (2 s) timeout.
+  // Upgrade calls the agent's upgrade endpoints of enclave `name` (docs/upgrade.md): GET
+  // "chain" or "upgrade" (status); POST "upgrade/stage" {request, eif}, "upgrade/revoke"
+  // {revocation}, "upgrade/activate" {id?, force?}. An activation may take a minute.
+  Result<nlohmann::json> Upgrade(const std::string& name, const std::string& action,
+                                 const nlohmann::json& body = nullptr);
 
   // Describe names the agent for messages ("the host agent at tcp:…").
   std::string Describe() const;

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "control/keys/keys.h"
 #include "lib/config/names.h"
 #include "lib/base/encoding.h"
 #include "lib/base/file.h"
@@ -24,6 +25,7 @@
 #include "lib/crypto/random.h"
 #include "lib/eif/reader.h"
 #include "lib/sys/fd.h"
+#include "lib/upgrade/chain.h"
 
 namespace enclavia::control {
 namespace {
@@ -147,13 +149,47 @@ std::optional<EnclaveRoute> ParseEnclaveRoute(std::string_view path) {
   if (slash != std::string_view::npos) {
     route.action = std::string(rest.substr(slash + 1));
   }
-  if (route.name.empty() || route.action.find('/') != std::string::npos) {
+  if (route.name.empty() ||
+      (route.action.find('/') != std::string::npos && route.action.rfind("upgrade/", 0) != 0)) {
     return std::nullopt;
   }
   return route;
 }
 
 Response MethodNotAllowed() { return JsonError(405, "method not allowed"); }
+
+int64_t NowUnix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// ImagePcrs is what an image's enclave attests: its PCRs 0, 1, 2 (and 8 when signed), or zeros
+// in debug mode (as Nitro reports them).
+Result<upgrade::PcrMap> ImagePcrs(const ImageRow& image, bool debug) {
+  upgrade::PcrMap out;
+  const std::pair<uint32_t, const std::string*> pcrs[] = {
+      {0, &image.pcr0}, {1, &image.pcr1}, {2, &image.pcr2}, {8, &image.pcr8}};
+  for (const auto& [index, hex] : pcrs) {
+    if (hex->empty()) {
+      continue;
+    }
+    ASSIGN_OR_RETURN(Bytes value, HexDecode(*hex));
+    out[index] = debug ? Bytes(value.size(), 0) : std::move(value);
+  }
+  return out;
+}
+
+Result<upgrade::Digest> DigestFromHex(const json& view, const char* key) {
+  std::string hex = Field<std::string>(view, key, "");
+  auto bytes = HexDecode(hex);
+  if (!bytes || bytes->size() != 32) {
+    return Error(Code::kMalformed, std::string("host agent: the status has no ") + key);
+  }
+  upgrade::Digest out{};
+  std::copy(bytes->begin(), bytes->end(), out.begin());
+  return out;
+}
 
 }  // namespace
 
@@ -220,6 +256,13 @@ Response Api::Handle(const http::Request& request) {
     }
     if (route->action == "trust") {
       return method == "GET" ? Trust(route->name) : MethodNotAllowed();
+    }
+    if (route->action == "upgrade" || route->action == "chain") {
+      return method == "GET" ? Upgrade(route->name, route->action, request) : MethodNotAllowed();
+    }
+    if (route->action == "upgrade/stage" || route->action == "upgrade/revoke" ||
+        route->action == "upgrade/activate") {
+      return method == "POST" ? Upgrade(route->name, route->action, request) : MethodNotAllowed();
     }
   }
   return JsonError(404, "no such endpoint: " + method + " " + std::string(path).substr(0, 100));
@@ -360,6 +403,30 @@ Response Api::Deploy(const http::Request& request) {
     }
     launch.storage_json = body["storage"].dump();
   }
+  // The upgrade chain (docs/upgrade.md): a genesis the CLI signed, a whole chain (a relaunch),
+  // or a genesis signed here with the managed key. None: an unchained enclave.
+  json chain = json::array();
+  if (auto it = body.find("chain"); it != body.end() && !it->is_null()) {
+    if (!it->is_array()) {
+      return JsonError(400, "chain must be an array of base64 entries");
+    }
+    chain = *it;
+  } else if (auto g = body.find("genesis"); g != body.end() && !g->is_null()) {
+    if (!g->is_string()) {
+      return JsonError(400, "genesis must be a base64 string");
+    }
+    chain.push_back(*g);
+  } else if (Field<bool>(body, "managed_key", false)) {
+    auto genesis = ManagedGenesis(name, **image, launch.debug,
+                                  Field<uint64_t>(body, "staging_window_s", 72 * 3600));
+    if (!genesis) {
+      return http::FromError(genesis.error());
+    }
+    chain.push_back(*genesis);
+  }
+  if (!chain.empty()) {
+    launch.chain_json = chain.dump();
+  }
   auto launched = agent_.Launch(launch);
   if (!launched) {
     (void)store_.AddEvent(name, "deploy_failed", launched.error().message());
@@ -372,6 +439,7 @@ Response Api::Deploy(const http::Request& request) {
   row.cpus = launch.cpus;
   row.memory_mib = launch.memory_mib;
   row.storage_json = launch.storage_json.empty() ? "{}" : launch.storage_json;
+  row.chain_json = launch.chain_json.empty() ? "[]" : launch.chain_json;
   row.state = Field<std::string>(*launched, "state", "unknown");
   row.url = Field<std::string>(*launched, "url", "");
   row.port = Field<uint32_t>(*launched, "port", 0);
@@ -633,6 +701,232 @@ Response Api::Events(const http::Request& request) {
                    {"detail", e.detail}});
   }
   return Json(200, out);
+}
+
+Result<std::string> Api::ManagedGenesis(const std::string& name, const ImageRow& image,
+                                        bool debug, uint64_t window_s) {
+  ASSIGN_OR_RETURN(std::unique_ptr<crypto::Signer> signer,
+                   OpenOrCreateManagedKey(data_dir_ + "/control", name));
+  upgrade::Genesis genesis;
+  genesis.enclave_id = name;
+  ASSIGN_OR_RETURN(genesis.first_pcrs, ImagePcrs(image, debug));
+  genesis.control_keys = {signer->public_key().ToSpki()};
+  genesis.upgradable = true;
+  genesis.min_staging_window_s = window_s;
+  genesis.created_unix = static_cast<uint64_t>(NowUnix());
+  ASSIGN_OR_RETURN(Bytes entry, upgrade::SignGenesis(genesis, *signer));
+  return Base64Encode(entry);
+}
+
+Response Api::Upgrade(const std::string& name, const std::string& action,
+                      const http::Request& request) {
+  auto row = StoredEnclave(name);
+  if (!row) {
+    return http::FromError(row.error());
+  }
+  if (action == "upgrade" || action == "chain") {
+    auto view = agent_.Upgrade(name, action);
+    if (!view) {
+      return http::FromError(view.error());
+    }
+    return Json(200, *view);
+  }
+  json body = json::parse(request.body.empty() ? std::string("{}") : request.body, nullptr,
+                          /*allow_exceptions=*/false);
+  if (!body.is_object()) {
+    return JsonError(400, "the body must be a JSON object");
+  }
+  if (action == "upgrade/stage") {
+    return Stage(*row, body);
+  }
+  if (action == "upgrade/revoke") {
+    return Revoke(*row, body);
+  }
+  return Activate(std::move(*row), body);
+}
+
+Response Api::Stage(const EnclaveRow& row, const json& body) {
+  std::string image_id = Field<std::string>(body, "image", "");
+  if (!IsLowerHex(image_id) || image_id.size() != 64) {
+    return JsonError(400, "image must be an image id (64 hex digits) from POST /v1/images");
+  }
+  auto image = store_.GetImage(image_id);
+  if (!image) {
+    return http::FromError(image.error());
+  }
+  if (!*image) {
+    return JsonError(404, "no image " + image_id + ": upload it first");
+  }
+  std::string request_b64 = Field<std::string>(body, "request", "");
+  if (request_b64.empty()) {
+    if (!Field<bool>(body, "managed_key", false)) {
+      return JsonError(400, "request must be a signed upgrade request (base64), or set "
+                            "managed_key to have the control plane sign it");
+    }
+    // The managed key signs a request for the enclave's current head.
+    auto path = ManagedKeyPath(data_dir_ + "/control", row.name);
+    std::error_code ec;
+    if (!path || !fs::exists(*path, ec)) {
+      return JsonError(409, row.name + " was not deployed with --managed-key: sign the request "
+                                       "with its control key (--control-key)");
+    }
+    auto status = agent_.Upgrade(row.name, "upgrade");
+    if (!status) {
+      return http::FromError(status.error());
+    }
+    auto signer = OpenOrCreateManagedKey(data_dir_ + "/control", row.name);
+    auto genesis = DigestFromHex(*status, "genesis");
+    auto head = DigestFromHex(*status, "head");
+    auto pcrs = ImagePcrs(**image, row.debug);
+    for (const Error* e : {signer ? nullptr : &signer.error(), genesis ? nullptr : &genesis.error(),
+                           head ? nullptr : &head.error(), pcrs ? nullptr : &pcrs.error()}) {
+      if (e != nullptr) {
+        return http::FromError(*e);
+      }
+    }
+    upgrade::UpgradeRequest request;
+    request.genesis = *genesis;
+    request.previous_head = *head;
+    request.new_pcrs = std::move(*pcrs);
+    request.not_before_unix =
+        static_cast<uint64_t>(NowUnix()) + Field<uint64_t>(body, "after_s", 72 * 3600);
+    request.id = Field<std::string>(body, "id", "");
+    if (request.id.empty()) {
+      request.id = "u" + std::to_string(NowUnix());
+    }
+    auto entry = upgrade::SignRequest(request, **signer);
+    if (!entry) {
+      return http::FromError(entry.error());
+    }
+    request_b64 = Base64Encode(*entry);
+  }
+  auto staged = agent_.Upgrade(
+      row.name, "upgrade/stage",
+      {{"request", request_b64}, {"eif", images_dir_ + "/" + image_id + ".eif"}});
+  if (!staged) {
+    (void)store_.AddEvent(row.name, "upgrade_refused", "stage: " + staged.error().message());
+    return http::FromError(staged.error());
+  }
+  UpgradeRow upgrade_row;
+  upgrade_row.enclave = row.name;
+  upgrade_row.request = Field<std::string>(*staged, "request", "");
+  upgrade_row.id = Field<std::string>(*staged, "id", "");
+  upgrade_row.image = image_id;
+  upgrade_row.state = "staged";
+  upgrade_row.due_at = Field<int64_t>(*staged, "due_at", 0);
+  if (auto put = store_.PutUpgrade(upgrade_row); !put) {
+    return http::FromError(put.error());
+  }
+  (void)store_.AddEvent(row.name, "upgrade_staged",
+                        "request " + upgrade_row.id + " (image " + image_id + ") due at " +
+                            std::to_string(upgrade_row.due_at));
+  return Json(200, *staged);
+}
+
+Response Api::Revoke(const EnclaveRow& row, const json& body) {
+  std::string revocation_b64 = Field<std::string>(body, "revocation", "");
+  if (revocation_b64.empty()) {
+    std::string id = Field<std::string>(body, "id", "");
+    if (!Field<bool>(body, "managed_key", false) || id.empty()) {
+      return JsonError(400, "revocation must be a signed revocation (base64), or set managed_key "
+                            "and id to have the control plane sign it");
+    }
+    auto status = agent_.Upgrade(row.name, "upgrade");
+    if (!status) {
+      return http::FromError(status.error());
+    }
+    std::string hash;
+    for (const json& staged : (*status)["staged"]) {
+      if (Field<std::string>(staged, "id", "") == id) {
+        hash = Field<std::string>(staged, "request", "");
+      }
+    }
+    auto digest = DigestFromHex(json{{"request", hash}}, "request");
+    if (!digest) {
+      return JsonError(404, "no staged request " + id.substr(0, 64) + " for " + row.name);
+    }
+    auto signer = OpenOrCreateManagedKey(data_dir_ + "/control", row.name);
+    if (!signer) {
+      return http::FromError(signer.error());
+    }
+    auto entry = upgrade::SignRevocation(upgrade::Revocation{*digest}, **signer);
+    if (!entry) {
+      return http::FromError(entry.error());
+    }
+    revocation_b64 = Base64Encode(*entry);
+  }
+  auto revoked = agent_.Upgrade(row.name, "upgrade/revoke", {{"revocation", revocation_b64}});
+  if (!revoked) {
+    return http::FromError(revoked.error());
+  }
+  std::string hash = Field<std::string>(*revoked, "request", "");
+  if (auto rows = store_.Upgrades(row.name)) {
+    for (UpgradeRow& u : *rows) {
+      if (u.request == hash) {
+        u.state = "revoked";
+        (void)store_.PutUpgrade(u);
+      }
+    }
+  }
+  (void)store_.AddEvent(row.name, "upgrade_revoked", "request " + Field<std::string>(*revoked, "id", ""));
+  return Json(200, *revoked);
+}
+
+Response Api::Activate(EnclaveRow row, const json& body) {
+  json request = {{"id", Field<std::string>(body, "id", "")},
+                  {"force", Field<bool>(body, "force", false)}};
+  auto activated = agent_.Upgrade(row.name, "upgrade/activate", request);
+  if (!activated) {
+    (void)store_.AddEvent(row.name, "upgrade_refused", "activate: " + activated.error().message());
+    return http::FromError(activated.error());
+  }
+  json done = (*activated)["activated"];
+  std::string hash = done.is_object() ? Field<std::string>(done, "request", "") : "";
+  if (auto rows = store_.Upgrades(row.name)) {
+    for (UpgradeRow& u : *rows) {
+      if (u.request == hash) {
+        u.state = "activated";
+        (void)store_.PutUpgrade(u);
+        row.image = u.image;
+      }
+    }
+  }
+  if (auto chain = agent_.Upgrade(row.name, "chain"); chain && (*chain)["chain"].is_array()) {
+    row.chain_json = (*chain)["chain"].dump();
+  }
+  (void)store_.PutEnclave(row);
+  Refresh(row, *activated);
+  (void)store_.AddEvent(row.name, "upgrade_activated",
+                        "request " + (done.is_object() ? Field<std::string>(done, "id", "") : "") +
+                            " now serves from image " + row.image);
+  return Json(200, *activated);
+}
+
+size_t Api::ActivateDue(int64_t now_unix) {
+  auto rows = store_.Upgrades("");
+  if (!rows) {
+    return 0;
+  }
+  size_t activated = 0;
+  for (UpgradeRow& u : *rows) {
+    if (u.state != "staged" || u.due_at > now_unix) {
+      continue;
+    }
+    auto row = StoredEnclave(u.enclave);
+    if (!row) {
+      u.state = "failed";
+      (void)store_.PutUpgrade(u);
+      continue;
+    }
+    Response response = Activate(std::move(*row), json{{"id", u.request}});
+    if (response.status == 200) {
+      ++activated;
+    } else {
+      u.state = "failed";  // The event says why; a person may stage again.
+      (void)store_.PutUpgrade(u);
+    }
+  }
+  return activated;
 }
 
 }  // namespace enclavia::control

@@ -30,6 +30,11 @@ class Api {
 
   static constexpr uint64_t kMaxImageSize = uint64_t{8} << 30;
 
+  // ActivateDue activates every upgrade staged through this control plane that is due at
+  // `now_unix` and not revoked (docs/upgrade.md, "Automatic activation"); each outcome is an
+  // event. Returns how many it activated. Blocks; call it off the HTTP threads.
+  size_t ActivateDue(int64_t now_unix);
+
  private:
   http::Response Health();
   http::Response UploadImage(const http::Request& request);
@@ -44,6 +49,16 @@ class Api {
   http::Response RestartEnclave(const std::string& name);
   http::Response Logs(const std::string& name, const http::Request& request);
   http::Response Trust(const std::string& name);
+  // Upgrades (docs/upgrade.md): `action` is "upgrade" (status, GET), "chain" (GET),
+  // "upgrade/stage", "upgrade/revoke" or "upgrade/activate" (POST).
+  http::Response Upgrade(const std::string& name, const std::string& action,
+                         const http::Request& request);
+  http::Response Stage(const EnclaveRow& row, const nlohmann::json& body);
+  http::Response Revoke(const EnclaveRow& row, const nlohmann::json& body);
+  http::Response Activate(EnclaveRow row, const nlohmann::json& body);
+  // ManagedGenesis signs a genesis for `name` with the control plane's managed key.
+  Result<std::string> ManagedGenesis(const std::string& name, const ImageRow& image, bool debug,
+                                     uint64_t window_s);
   http::Response Events(const http::Request& request);
 
   // TrustRoots returns the trust file's roots: file paths of the host's PEM roots, or

@@ -3,7 +3,9 @@
 
 #include <sys/stat.h>
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -54,6 +56,11 @@ struct Control::Impl {
   std::vector<std::thread> threads;
   std::string address_text;
   bool stopped = false;
+  // The automatic activation of due upgrades: one thread, woken to stop.
+  std::thread activator;
+  std::mutex activator_mu;
+  std::condition_variable activator_cv;
+  bool activator_stop = false;
 };
 
 Result<std::unique_ptr<Control>> Control::Create(ControlOptions options) {
@@ -134,6 +141,20 @@ Result<std::unique_ptr<Control>> Control::Create(ControlOptions options) {
   if (!written) {
     return written.error();  // The destructor stops what started.
   }
+  if (control->impl_->options.auto_activate_interval.count() > 0) {
+    Impl* self = control->impl_.get();
+    self->activator = std::thread([self] {
+      std::unique_lock<std::mutex> lock(self->activator_mu);
+      while (!self->activator_cv.wait_for(lock, self->options.auto_activate_interval,
+                                          [self] { return self->activator_stop; })) {
+        lock.unlock();
+        self->api->ActivateDue(std::chrono::duration_cast<std::chrono::seconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+        lock.lock();
+      }
+    });
+  }
   return control;
 }
 
@@ -150,6 +171,14 @@ void Control::Stop() {
     return;
   }
   impl_->stopped = true;
+  if (impl_->activator.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(impl_->activator_mu);
+      impl_->activator_stop = true;
+    }
+    impl_->activator_cv.notify_all();
+    impl_->activator.join();
+  }
   impl_->server->Stop();
   impl_->workers->join();  // Requests in progress finish (their replies are posted to io).
   impl_->work.reset();

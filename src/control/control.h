@@ -2,6 +2,7 @@
 #ifndef ENCLAVIA_CONTROL_CONTROL_H_
 #define ENCLAVIA_CONTROL_CONTROL_H_
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -20,6 +21,9 @@ struct ControlOptions {
   std::string host_token;  // Default DIR/host/token.
   unsigned io_threads = 2;
   unsigned workers = 4;  // Threads serving requests (they block on SQLite and the agent).
+  // auto_activate_interval: how often staged upgrades that are due are activated
+  // (docs/upgrade.md); zero turns automatic activation off.
+  std::chrono::seconds auto_activate_interval{5};
 };
 
 class Control {

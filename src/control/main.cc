@@ -4,6 +4,7 @@
 #include <pthread.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 
@@ -32,6 +33,14 @@ int main(int argc, char** argv) {
                  "Host agent: an address, or a file holding it (default DIR/host/address)");
   app.add_option("--host-token", options.host_token,
                  "File holding the host agent's API token (default DIR/host/token)");
+  unsigned auto_activate_s = 5;
+  if (const char* env = std::getenv("ENCLAVIA_AUTO_ACTIVATE"); env != nullptr &&
+                                                               std::string(env) == "0") {
+    auto_activate_s = 0;  // `enclavia up` passes its environment on: tests turn it off so.
+  }
+  app.add_option("--auto-activate-interval", auto_activate_s,
+                 "Seconds between activations of due upgrades (0: never; env "
+                 "ENCLAVIA_AUTO_ACTIVATE=0 too)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -45,6 +54,7 @@ int main(int argc, char** argv) {
     return Fail("--listen: " + listen.error().message());
   }
   options.listen = *listen;
+  options.auto_activate_interval = std::chrono::seconds(auto_activate_s);
 
   // Block the stop signals in every thread (the control plane's threads inherit the mask) and
   // wait for them here.

@@ -49,6 +49,21 @@ const std::vector<std::string>& Migrations() {
       R"sql(
         ALTER TABLE enclaves ADD COLUMN storage_json TEXT NOT NULL DEFAULT '{}';
       )sql",
+      // 3: the enclave's upgrade chain (docs/upgrade.md) as a JSON array of base64 entries
+      // ([] when unchained), and the image each staged request will run.
+      R"sql(
+        ALTER TABLE enclaves ADD COLUMN chain_json TEXT NOT NULL DEFAULT '[]';
+        CREATE TABLE upgrades (
+          enclave TEXT NOT NULL,
+          request TEXT NOT NULL,
+          id TEXT NOT NULL,
+          image TEXT NOT NULL,
+          state TEXT NOT NULL,
+          due_at INTEGER NOT NULL,
+          updated INTEGER NOT NULL,
+          PRIMARY KEY (enclave, request)
+        );
+      )sql",
   };
   return *kMigrations;
 }

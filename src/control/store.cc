@@ -149,6 +149,7 @@ EnclaveRow ReadEnclave(const Stmt& s) {
   r.created = s.Int(9);
   r.updated = s.Int(10);
   r.storage_json = s.Text(11);
+  r.chain_json = s.Text(12);
   return r;
 }
 
@@ -156,7 +157,7 @@ constexpr std::string_view kImageColumns =
     "SELECT id, name, size, describe_json, pcr0, pcr1, pcr2, pcr8, created FROM images";
 constexpr std::string_view kEnclaveColumns =
     "SELECT name, image, state, url, port, pcrs_json, debug, cpus, memory_mib, created, updated, "
-    "storage_json FROM enclaves";
+    "storage_json, chain_json FROM enclaves";
 
 }  // namespace
 
@@ -235,7 +236,8 @@ Result<void> Store::PutEnclave(const EnclaveRow& e) {
   ASSIGN_OR_RETURN(
       Stmt s, Stmt::Prepare(db_, "INSERT OR REPLACE INTO enclaves (name, image, state, url, port, "
                                  "pcrs_json, debug, cpus, memory_mib, created, updated, "
-                                 "storage_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+                                 "storage_json, chain_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                                 "?, ?, ?)"));
   int64_t now = Now();
   return s.Bind(1, e.name)
       .Bind(2, e.image)
@@ -249,7 +251,48 @@ Result<void> Store::PutEnclave(const EnclaveRow& e) {
       .Bind(10, e.created != 0 ? e.created : now)
       .Bind(11, now)
       .Bind(12, e.storage_json)
+      .Bind(13, e.chain_json)
       .Run();
+}
+
+Result<void> Store::PutUpgrade(const UpgradeRow& u) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt s, Stmt::Prepare(db_, "INSERT OR REPLACE INTO upgrades (enclave, request, "
+                                              "id, image, state, due_at, updated) VALUES (?, ?, "
+                                              "?, ?, ?, ?, ?)"));
+  return s.Bind(1, u.enclave)
+      .Bind(2, u.request)
+      .Bind(3, u.id)
+      .Bind(4, u.image)
+      .Bind(5, u.state)
+      .Bind(6, u.due_at)
+      .Bind(7, Now())
+      .Run();
+}
+
+Result<std::vector<UpgradeRow>> Store::Upgrades(const std::string& enclave) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt s, Stmt::Prepare(db_, "SELECT enclave, request, id, image, state, due_at, "
+                                              "updated FROM upgrades WHERE ? = '' OR enclave = ? "
+                                              "ORDER BY due_at, enclave"));
+  s.Bind(1, enclave).Bind(2, enclave);
+  std::vector<UpgradeRow> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) {
+      break;
+    }
+    UpgradeRow u;
+    u.enclave = s.Text(0);
+    u.request = s.Text(1);
+    u.id = s.Text(2);
+    u.image = s.Text(3);
+    u.state = s.Text(4);
+    u.due_at = s.Int(5);
+    u.updated = s.Int(6);
+    out.push_back(std::move(u));
+  }
+  return out;
 }
 
 Result<std::optional<EnclaveRow>> Store::GetEnclave(const std::string& name) {

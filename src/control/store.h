@@ -40,6 +40,21 @@ struct EnclaveRow {
   int64_t updated = 0;
   // storage_json: the volume spec ({"size_bytes", "backend", "witnesses"}), "{}" when none.
   std::string storage_json = "{}";
+  // chain_json: the upgrade chain as the control plane last stored it (docs/upgrade.md), a JSON
+  // array of base64 entries; "[]" for an unchained enclave.
+  std::string chain_json = "[]";
+};
+
+// UpgradeRow is one request staged through this control plane: which image it runs, and its
+// state: "staged", "revoked", "activated" or "failed" (the automatic activation's record).
+struct UpgradeRow {
+  std::string enclave;
+  std::string request;  // The request hash, hex.
+  std::string id;
+  std::string image;    // ImageRow::id.
+  std::string state;
+  int64_t due_at = 0;
+  int64_t updated = 0;
 };
 
 struct EventRow {
@@ -80,6 +95,11 @@ class Store {
   Result<std::vector<EnclaveRow>> ListEnclaves();  // Sorted by name.
   // DeleteEnclave returns whether a row was deleted.
   Result<bool> DeleteEnclave(const std::string& name);
+
+  // PutUpgrade inserts or replaces by (enclave, request).
+  Result<void> PutUpgrade(const UpgradeRow& upgrade);
+  // Upgrades lists an enclave's upgrades ("" : every enclave's), oldest due first.
+  Result<std::vector<UpgradeRow>> Upgrades(const std::string& enclave);
 
   // AddEvent appends an event at the current time and returns its id.
   Result<int64_t> AddEvent(const std::string& enclave, const std::string& kind,

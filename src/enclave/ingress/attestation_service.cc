@@ -155,7 +155,8 @@ void AttestationService::State::OnRequest(const std::shared_ptr<Connection>& con
   // The NSM call blocks (the real device's ioctl, or the local socket): off the I/O threads.
   auto self = shared_from_this();
   asio::post(nsm_worker, [self, conn, nonce = std::move(request->nonce)]() mutable {
-    Result<Bytes> document = self->source->Fresh(nonce);
+    Result<channel::AttestationSource::Presented> document =
+        self->source->Present(ByteSpan(nonce));
     asio::post(conn->strand, [self = std::move(self), conn = std::move(conn),
                               document = std::move(document)]() mutable {
       if (conn->done) {
@@ -170,10 +171,11 @@ void AttestationService::State::OnRequest(const std::shared_ptr<Connection>& con
         return;
       }
       ++self->served;
-      self->Log("attestation: served a document (" + std::to_string(document->size()) +
-                " bytes)");
+      self->Log("attestation: served a document (" +
+                std::to_string(document->attestation.size()) + " bytes)");
       channel::AuditResponse response;
-      response.attestation = std::move(*document);
+      response.attestation = std::move(document->attestation);
+      response.chain = std::move(document->chain);
       self->Answer(conn, response);
     });
   });

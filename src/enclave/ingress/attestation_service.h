@@ -16,7 +16,8 @@
 
 // The enclave's attestation service (transport::kAttestationPort, lib/channel/audit.h): one
 // request record in, one response record out, then the connection closes. The document comes
-// from the NSM with nonce = the request's nonce and public_key = the enclave's Noise static key.
+// from the NSM with nonce = the request's nonce and public_key = the enclave's Noise static key
+// (and user_data = the upgrade chain head); the response carries the chain (AttestationSource).
 // Nothing the caller sends is trusted; a malformed request gets an error response.
 namespace enclavia::enclave {
 

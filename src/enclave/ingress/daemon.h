@@ -16,6 +16,8 @@
 
 #include "enclave/ingress/attestation_service.h"
 #include "enclave/ingress/ingress.h"
+#include "enclave/upgrade/service.h"
+#include "enclave/upgrade/state.h"
 #include "lib/attestation/nsm.h"
 #include "lib/base/result.h"
 #include "lib/config/enclave_config.h"
@@ -29,6 +31,26 @@
 // restart means a new static key: clients re-verify).
 namespace enclavia::enclave {
 
+struct UpgradeDaemonOptions {
+  net::Address service_listen;  // The enclave's upgrade service (vsock port 5005).
+  net::Address parent_upgrade;  // The host's upgrade service (parent port 5006).
+  // fetch_timeout bounds the wait for the host's chain; a host that serves no upgrade service
+  // in that time leaves the enclave unchained (as a host serving an empty chain would).
+  std::chrono::milliseconds fetch_timeout{2000};
+  std::vector<Bytes> pinned_control_keys;  // SPKI DER (UpgradeOptions).
+  // verifier for receipt documents; null: the root of our own NSM (VerifierFromOwnNsm).
+  std::shared_ptr<const attestation::Verifier> verifier;
+  std::function<Result<void>()> quiesce;  // UpgradeServiceOptions.
+  std::function<void()> resume;
+  std::function<void()> on_superseded;
+  std::shared_ptr<RingStore> rings;
+  // on_ready runs once the enclave may start its application: at Create, or (for a successor)
+  // after its handover.
+  std::function<void()> on_ready;
+  std::chrono::milliseconds timeout{std::chrono::seconds(60)};
+  std::function<uint64_t()> now_unix;  // The enclave's clock (tests); default: the system's.
+};
+
 struct DaemonOptions {
   net::Address ingress_listen;
   net::Address attestation_listen;
@@ -39,6 +61,8 @@ struct DaemonOptions {
   std::chrono::milliseconds document_refresh{std::chrono::minutes(5)};
   // log receives one line per event (both listeners); never keys or plaintext.
   std::function<void(std::string_view)> log;
+  // upgrade, when set, makes the daemon take part in upgrades (docs/upgrade.md).
+  std::optional<UpgradeDaemonOptions> upgrade;
 };
 
 class Daemon {
@@ -54,31 +78,56 @@ class Daemon {
   net::Address ingress_address() const { return ingress_->local_address(); }
   net::Address attestation_address() const { return attestation_->local_address(); }
   IngressStats ingress_stats() const { return ingress_->stats(); }
+  // upgrade_state is null without DaemonOptions::upgrade.
+  const std::shared_ptr<UpgradeState>& upgrade_state() const { return upgrade_state_; }
+  net::Address upgrade_address() const {
+    return upgrade_service_ ? upgrade_service_->local_address() : net::Address();
+  }
   AttestationServiceStats attestation_stats() const { return attestation_->stats(); }
   // Stop closes both listeners and every connection. Idempotent.
   void Stop();
 
  private:
   Daemon() = default;
+  // StartUpgrade fetches and checks the chain, starts the upgrade service and returns the
+  // successor's handover server.
+  Result<std::shared_ptr<HandoverServer>> StartUpgrade(
+      const UpgradeDaemonOptions& options, const std::shared_ptr<attestation::Nsm>& nsm,
+      const std::shared_ptr<channel::AttestationSource>& source,
+      const std::function<void(std::string_view)>& log);
   crypto::X25519PublicKey public_key_{};
   std::unique_ptr<Ingress> ingress_;
   std::unique_ptr<AttestationService> attestation_;
+  std::shared_ptr<UpgradeState> upgrade_state_;
+  std::unique_ptr<UpgradeService> upgrade_service_;
 };
 
 inline constexpr std::string_view kDaemonUsage =
     "usage: enclavia-ingress [--config PATH] [--nsm PATH] [--listen ADDR]\n"
-    "                        [--attestation-listen ADDR]\n"
+    "                        [--attestation-listen ADDR] [--upgrade-listen ADDR]\n"
+    "                        [--parent-upgrade ADDR] [--no-upgrade] [--ready-fd N]\n"
+    "                        [--control-fd N]\n"
     "The enclave's channel terminator (vsock port 5000) and attestation service (port 5001).\n"
     "  --config PATH              enclave configuration (default /etc/enclavia/enclave.toml)\n"
     "  --nsm PATH                 the NSM: a device or the local sandbox's socket (default /dev/nsm)\n"
     "  --listen ADDR              channel listener (default: vsock port 5000, or its local mapping)\n"
-    "  --attestation-listen ADDR  attestation listener (default: vsock port 5001, or its mapping)\n";
+    "  --attestation-listen ADDR  attestation listener (default: vsock port 5001, or its mapping)\n"
+    "  --upgrade-listen ADDR      upgrade service (default: vsock port 5005, or its mapping)\n"
+    "  --parent-upgrade ADDR      the host's upgrade service (default: parent port 5006)\n"
+    "  --no-upgrade               take no part in upgrades (no chain, no upgrade service)\n"
+    "  --ready-fd N               write \"ready PHASE\" here once the app may start\n"
+    "  --control-fd N             a socket to init: \"quiesce\", \"resume\", \"superseded\"\n";
 
 struct DaemonFlags {
   std::string config_path = "/etc/enclavia/enclave.toml";
   std::string nsm_path = "/dev/nsm";
   std::optional<net::Address> ingress_listen;
   std::optional<net::Address> attestation_listen;
+  std::optional<net::Address> upgrade_listen;
+  std::optional<net::Address> parent_upgrade;
+  bool upgrade = true;
+  int ready_fd = -1;
+  int control_fd = -1;
   bool help = false;
 };
 

@@ -424,5 +424,21 @@ TEST(DaemonFlagsTest, OptionsFollowTheConfiguration) {
   EXPECT_TRUE(DaemonOptionsFor(config, flags)->allowed_ports.empty());
 }
 
+TEST(DaemonFlagsTest, PinnedControlKeysComeFromTheMeasuredConfiguration) {
+  config::EnclaveConfig config;
+  config.upgrade.control_keys = {Bytes{0x30, 0x2a}, Bytes{0x30, 0x59}};
+  DaemonFlags flags;
+  flags.ingress_listen = *net::ParseAddress("unix:/a");
+  flags.attestation_listen = *net::ParseAddress("unix:/b");
+  flags.upgrade_listen = *net::ParseAddress("unix:/c");
+  flags.parent_upgrade = *net::ParseAddress("unix:/d");
+  auto options = DaemonOptionsFor(config, flags);
+  ASSERT_TRUE(options) << options.error().message();
+  ASSERT_TRUE(options->upgrade.has_value());
+  EXPECT_EQ(options->upgrade->pinned_control_keys, config.upgrade.control_keys);
+  flags.upgrade = false;  // --no-upgrade: no chain, nothing pinned to check.
+  EXPECT_FALSE(DaemonOptionsFor(config, flags)->upgrade.has_value());
+}
+
 }  // namespace
 }  // namespace enclavia::enclave

@@ -75,7 +75,7 @@ void Ingress::State::Accept() {
 }
 
 void Ingress::State::OnConnection(tunnel::GenericSocket socket) {
-  if (active.load() >= options.max_channels) {
+  if (active.load() >= options.max_channels || (options.admit && !options.admit())) {
     ++refused;
     error_code ignored;
     socket.close(ignored);
@@ -114,6 +114,22 @@ void Ingress::State::RunChannel(asio::any_io_executor strand, tunnel::ServerRead
   callbacks.on_open = [self, engine_slot, strand](mux::StreamId id, uint16_t port) {
     auto engine = engine_slot->lock();
     if (!engine) {
+      return;
+    }
+    if (port == kHandoverPort) {
+      auto sink = self->options.handover ? self->options.handover(engine, id) : nullptr;
+      if (sink == nullptr) {
+        ++self->streams_refused;
+        engine->Reset(id, mux::ResetCode::kRefused, "this enclave awaits no handover");
+        return;
+      }
+      ++self->streams_opened;
+      engine->Attach(id, std::move(sink));
+      return;
+    }
+    if (self->options.app_streams && !self->options.app_streams()) {
+      ++self->streams_refused;
+      engine->Reset(id, mux::ResetCode::kRefused, "this enclave awaits its upgrade handover");
       return;
     }
     if (!self->options.allowed_ports.contains(port)) {

@@ -16,6 +16,7 @@
 #include "lib/channel/handshake.h"
 #include "lib/crypto/x25519.h"
 #include "lib/mux/mux.h"
+#include "lib/tunnel/engine.h"
 #include "lib/net/address.h"
 
 // The enclave end of every client channel. It accepts relay connections on a transport (vsock in
@@ -35,7 +36,19 @@ struct IngressOptions {
   // log receives one line per failed handshake or dropped channel (never key material or
   // plaintext; the reason strings come from our own code).
   std::function<void(std::string_view)> log;
+  // Upgrades (src/enclave/upgrade). admit, when set, is asked for each new connection: false
+  // closes it unanswered (a superseded enclave). app_streams, when set and false, refuses streams
+  // to application ports (a successor awaiting its handover). handover, when set, gives the sink
+  // for a stream to port kHandoverPort (0, never an application port), or null to refuse it.
+  std::function<bool()> admit;
+  std::function<bool()> app_streams;
+  std::function<std::shared_ptr<tunnel::StreamSink>(const std::shared_ptr<tunnel::Engine>&,
+                                                    mux::StreamId)>
+      handover;
 };
+
+// kHandoverPort is upgrade::kHandoverStreamPort (lib/upgrade/wire.h).
+inline constexpr uint16_t kHandoverPort = 0;
 
 struct IngressStats {
   uint64_t channels_accepted = 0;

@@ -14,6 +14,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -101,6 +102,8 @@ struct ChildSetup {
   gid_t gid = 0;
   bool drop_privileges = false;  // Empty capability sets and no_new_privs (the application).
   int output_fd = -1;            // >= 0: stdin, stdout and stderr become this (/dev/null).
+  int ready_fd = -1;             // >= 0: becomes descriptor 3 (the ingress's ready pipe).
+  int control_fd = -1;           // >= 0: becomes descriptor 4 (the ingress's control socket).
 };
 
 // DropCapabilities empties the bounding, ambient and inheritable sets: after execve the process
@@ -197,6 +200,14 @@ bool DenyVsock() {
       if (::dup2(setup.output_fd, fd) < 0) {
         fail(ChildStage::kOutput);
       }
+    }
+  }
+  if (setup.ready_fd >= 0 && setup.control_fd >= 0) {
+    // Through copies above 10 first: either source may itself be descriptor 3 or 4.
+    int ready = ::fcntl(setup.ready_fd, F_DUPFD_CLOEXEC, 10);
+    int control = ::fcntl(setup.control_fd, F_DUPFD_CLOEXEC, 10);
+    if (ready < 0 || control < 0 || ::dup2(ready, 3) < 0 || ::dup2(control, 4) < 0) {
+      fail(ChildStage::kOutput);  // dup2 clears close-on-exec on 3 and 4.
     }
   }
   if (::chdir(setup.workdir) != 0) {
@@ -625,6 +636,31 @@ struct Child {
   std::optional<Clock::time_point> restart_at;  // Scheduled (re)start.
 };
 
+// Lines is a bounded line splitter for the ingress's ready pipe and control socket.
+class Lines {
+ public:
+  // Append adds `data`; false when a line grows past kMaxLine (the peer is then dropped).
+  bool Append(std::string_view data) {
+    buffer_.append(data);
+    return buffer_.find('\n') != std::string::npos || buffer_.size() <= kMaxLine;
+  }
+  // Next pops the next complete line (without '\n').
+  std::optional<std::string> Next() {
+    size_t nl = buffer_.find('\n');
+    if (nl == std::string::npos) {
+      return std::nullopt;
+    }
+    std::string line = buffer_.substr(0, nl);
+    buffer_.erase(0, nl + 1);
+    return line;
+  }
+  void Clear() { buffer_.clear(); }
+
+ private:
+  static constexpr size_t kMaxLine = 256;
+  std::string buffer_;
+};
+
 class Supervisor {
  public:
   explicit Supervisor(const SupervisorOptions& options) : options_(options) {}
@@ -640,48 +676,72 @@ class Supervisor {
       null_fd_ = std::move(*null_fd);
     }
     SignalBlock block;
+    // The blocked signals arrive on a descriptor, so one poll waits for them, the ingress's
+    // ready pipe and its control socket.
+    signal_fd_ = sys::UniqueFd(::signalfd(-1, &block.set(), SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!signal_fd_.valid()) {
+      return sys::IoError("signalfd", errno);
+    }
     app_env_ = AppEnvironment(options_.app);
     ingress_env_ = {"PATH=" + std::string(kDefaultPath)};
-    if (!options_.ingress_argv.empty()) {
+    ingress_argv_ = options_.ingress_argv;
+    if (!ingress_argv_.empty()) {
+      ingress_argv_.insert(ingress_argv_.end(), {"--ready-fd", "3", "--control-fd", "4"});
       ingress_.restart_at = Clock::now();
+      awaiting_ready_ = true;
+      ready_deadline_ = Clock::now() + options_.timing.ingress_ready;
+    } else {
+      StartServicesThenApp();
     }
-    app_.restart_at = Clock::now();
     for (;;) {
       RETURN_IF_ERROR(StartDue());
       if (done_ && app_.pid < 0 && ingress_.pid < 0) {
         return exit_code_;
       }
-      if (stopping_ && !killed_ && Clock::now() >= kill_at_) {
-        KillAll(SIGKILL);
-        killed_ = true;
-      }
-      siginfo_t info{};
-      timespec timeout = Timeout();
-      int sig = ::sigtimedwait(&block.set(), &info, &timeout);
-      if (sig < 0) {
-        if (errno == EINTR || errno == EAGAIN) {
+      CheckDeadlines();
+      pollfd fds[3] = {
+          {signal_fd_.get(), POLLIN, 0},
+          {ready_fd_.valid() ? ready_fd_.get() : -1, POLLIN, 0},
+          {control_fd_.valid() ? control_fd_.get() : -1, POLLIN, 0},
+      };
+      int n = ::poll(fds, 3, TimeoutMs());
+      if (n < 0) {
+        if (errno == EINTR) {
           continue;
         }
-        return sys::IoError("sigtimedwait", errno);
+        return sys::IoError("poll", errno);
       }
-      if (sig == SIGCHLD) {
-        RETURN_IF_ERROR(Reap());
-      } else if (sig == SIGHUP) {
-        if (app_.pid > 0) {
-          ::kill(app_.pid, SIGHUP);
-        }
-      } else {
-        Log("signal " + std::to_string(sig) + ": shutting down");
-        Stop(0);
+      if (fds[0].revents != 0) {
+        RETURN_IF_ERROR(ReadSignals());
+      }
+      if (fds[1].revents != 0 && ready_fd_.valid()) {
+        ReadReady();
+      }
+      if (fds[2].revents != 0 && control_fd_.valid()) {
+        ReadControl();
       }
     }
   }
 
  private:
+  // Hold says whether the application is held stopped for an upgrade's handover.
+  enum class Hold {
+    kNone,
+    kQuiescing,  // "quiesce" received: waiting for the application to exit.
+    kQuiesced,   // The application and the storage daemon are stopped; "quiesced" was sent.
+  };
+
   void Log(const std::string& line) const {
     if (options_.log) {
       options_.log(line);
     }
+  }
+
+  // Fatal stops the enclave with kExitError and one line on stderr (in production too: the
+  // host sees why its enclave stopped).
+  void Fatal(const std::string& line) {
+    std::fprintf(stderr, "enclavia-init: %s\n", line.c_str());
+    Stop(kExitError);
   }
 
   // Stop begins the shutdown: no more restarts, SIGTERM now, SIGKILL after the grace period.
@@ -709,22 +769,238 @@ class Supervisor {
     }
   }
 
+  // StartServicesThenApp runs once the first ingress is ready (at once without one): storage
+  // and egress (options_.start_services), then the application.
+  void StartServicesThenApp() {
+    if (hold_ != Hold::kNone || stopping_) {
+      return;  // Quiesced before the application ever ran: "resume" starts it.
+    }
+    if (options_.start_services) {
+      if (auto started = options_.start_services(); !started) {
+        Fatal(started.error().message());
+        return;
+      }
+    }
+    services_started_ = true;
+    app_.restart_at = Clock::now();
+  }
+
+  void CheckDeadlines() {
+    auto now = Clock::now();
+    if (stopping_ && !killed_ && now >= kill_at_) {
+      KillAll(SIGKILL);
+      killed_ = true;
+    }
+    if (app_kill_at_.has_value() && now >= *app_kill_at_) {
+      app_kill_at_.reset();
+      if (app_.pid > 0) {
+        Log("app did not stop in " + std::to_string(options_.timing.stop_grace.count()) +
+            " ms: SIGKILL");
+        ::kill(app_.pid, SIGKILL);
+      }
+    }
+    if (awaiting_ready_ && !stopping_ && now >= ready_deadline_) {
+      awaiting_ready_ = false;
+      Fatal("the ingress did not report ready in " +
+            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                               options_.timing.ingress_ready)
+                               .count()) +
+            " s");
+    }
+  }
+
+  Result<void> ReadSignals() {
+    for (;;) {
+      signalfd_siginfo info{};
+      ssize_t got = ::read(signal_fd_.get(), &info, sizeof(info));
+      if (got < 0 && errno == EINTR) {
+        continue;
+      }
+      if (got < 0 && errno == EAGAIN) {
+        return Ok();
+      }
+      if (got != static_cast<ssize_t>(sizeof(info))) {
+        return sys::IoError("read signalfd", got < 0 ? errno : EIO);
+      }
+      const int sig = static_cast<int>(info.ssi_signo);
+      if (sig == SIGCHLD) {
+        RETURN_IF_ERROR(Reap());
+      } else if (sig == SIGHUP) {
+        if (app_.pid > 0) {
+          ::kill(app_.pid, SIGHUP);
+        }
+      } else {
+        Log("signal " + std::to_string(sig) + ": shutting down");
+        Stop(0);
+      }
+    }
+  }
+
+  // ── The ingress's ready pipe (its fd 3) ──
+
+  // ReadReady reads what the ingress wrote on its ready pipe. The first ingress's "ready ..."
+  // line lets storage, egress and the application start; later lines are only logged.
+  void ReadReady() {
+    char buf[256];
+    ssize_t got = ::read(ready_fd_.get(), buf, sizeof(buf));
+    if (got < 0 && (errno == EINTR || errno == EAGAIN)) {
+      return;
+    }
+    if (got <= 0) {
+      ready_fd_ = sys::UniqueFd();  // EOF: the ingress closed it (or died).
+      ready_lines_.Clear();
+      return;
+    }
+    if (!ready_lines_.Append(std::string_view(buf, static_cast<size_t>(got)))) {
+      ready_fd_ = sys::UniqueFd();
+      ready_lines_.Clear();
+      if (awaiting_ready_) {
+        awaiting_ready_ = false;
+        Fatal("the ingress wrote an overlong line on its ready pipe");
+      }
+      return;
+    }
+    while (auto line = ready_lines_.Next()) {
+      OnReadyLine(*line);
+    }
+  }
+
+  void OnReadyLine(const std::string& line) {
+    if (!awaiting_ready_) {
+      Log("ingress: " + line);
+      return;
+    }
+    awaiting_ready_ = false;
+    if (!line.starts_with("ready")) {
+      Fatal("the ingress reported \"" + line + "\" instead of ready");
+      return;
+    }
+    Log("ingress " + line);
+    StartServicesThenApp();
+  }
+
+  // DrainReady reads the ready pipe of an ingress that has exited to its end, so a line
+  // written just before exiting is not mistaken for silence.
+  void DrainReady() {
+    while (ready_fd_.valid()) {
+      pollfd pfd{ready_fd_.get(), POLLIN, 0};
+      if (::poll(&pfd, 1, 0) <= 0) {
+        return;  // The ingress is gone but a child of it may hold the pipe: stop here.
+      }
+      ReadReady();
+    }
+  }
+
+  // ── The control socket (the ingress's fd 4) ──
+
+  void ReadControl() {
+    char buf[256];
+    ssize_t got = ::recv(control_fd_.get(), buf, sizeof(buf), MSG_DONTWAIT);
+    if (got < 0 && (errno == EINTR || errno == EAGAIN)) {
+      return;
+    }
+    if (got <= 0 || !control_lines_.Append(std::string_view(buf, static_cast<size_t>(got)))) {
+      control_fd_ = sys::UniqueFd();  // The ingress is gone (or misbehaves): its restart
+      control_lines_.Clear();         // gets a new socket.
+      return;
+    }
+    while (control_fd_.valid()) {
+      auto line = control_lines_.Next();
+      if (!line.has_value()) {
+        break;
+      }
+      OnControlLine(*line);
+    }
+  }
+
+  void Answer(std::string_view line) {
+    if (!control_fd_.valid()) {
+      return;
+    }
+    std::string text = std::string(line).append("\n");
+    if (auto sent = sys::SendFull(control_fd_.get(), AsBytes(text)); !sent) {
+      Log("control socket: " + sent.error().message());
+      control_fd_ = sys::UniqueFd();
+    }
+  }
+
+  void OnControlLine(const std::string& line) {
+    if (stopping_) {
+      return;
+    }
+    if (line == "quiesce") {
+      OnQuiesce();
+    } else if (line == "resume") {
+      OnResume();
+    } else if (line == "superseded") {
+      Log("superseded by an upgrade: stopping");
+      Stop(0);
+    } else {
+      Log("control socket: unknown request \"" + line.substr(0, 64) + "\"");
+    }
+  }
+
+  // OnQuiesce stops the application (SIGTERM, SIGKILL after stop_grace) and then the storage
+  // daemon, and answers "quiesced".
+  void OnQuiesce() {
+    if (hold_ == Hold::kQuiesced) {
+      Answer("quiesced");
+      return;
+    }
+    if (hold_ == Hold::kQuiescing) {
+      return;  // The answer comes when the application has exited.
+    }
+    Log("quiesce: stopping the app and storage for a handover");
+    hold_ = Hold::kQuiescing;
+    app_.restart_at.reset();
+    if (app_.pid > 0) {
+      ::kill(app_.pid, SIGTERM);
+      app_kill_at_ = Clock::now() + options_.timing.stop_grace;
+      return;
+    }
+    FinishQuiesce();
+  }
+
+  void FinishQuiesce() {
+    app_kill_at_.reset();
+    if (services_started_ && options_.stop_storage) {
+      options_.stop_storage();
+    }
+    hold_ = Hold::kQuiesced;
+    Log("quiesced");
+    Answer("quiesced");
+  }
+
+  // OnResume undoes a quiesce (the handover failed): storage again, then the application.
+  void OnResume() {
+    if (hold_ != Hold::kQuiesced) {
+      Log("resume without a quiesce: ignored");
+      return;
+    }
+    hold_ = Hold::kNone;
+    Log("resume: starting storage and the app again");
+    if (!services_started_) {
+      if (!awaiting_ready_) {
+        StartServicesThenApp();
+      }
+      return;
+    }
+    if (options_.start_storage) {
+      if (auto started = options_.start_storage(); !started) {
+        Fatal(started.error().message());
+        return;
+      }
+    }
+    app_.restart_at = Clock::now();
+  }
+
+  // ── Children ──
+
   Result<void> StartDue() {
     auto now = Clock::now();
     if (ingress_.restart_at.has_value() && now >= *ingress_.restart_at) {
       ingress_.restart_at.reset();
-      ChildSetup setup;
-      setup.output_fd = null_fd_.valid() ? null_fd_.get() : -1;
-      ASSIGN_OR_RETURN(Spawned spawned, Spawn(options_.ingress_argv, ingress_env_, "/", setup));
-      if (!spawned.failure.empty()) {
-        Log("ingress: " + spawned.failure + "; retrying in " +
-            std::to_string(options_.timing.ingress_backoff.count()) + " ms");
-        ingress_.restart_at = now + options_.timing.ingress_backoff;
-      } else {
-        ingress_.pid = spawned.pid;
-        ingress_.started = now;
-        Log("ingress started (pid " + std::to_string(spawned.pid) + ")");
-      }
+      RETURN_IF_ERROR(StartIngress(now));
     }
     if (app_.restart_at.has_value() && now >= *app_.restart_at) {
       app_.restart_at.reset();
@@ -741,6 +1017,47 @@ class Supervisor {
         Log("app started (pid " + std::to_string(spawned.pid) + ")");
       }
     }
+    return Ok();
+  }
+
+  // StartIngress starts the ingress with a fresh ready pipe on its fd 3 and a fresh control
+  // socket on its fd 4 (a restarted ingress gets new ones).
+  Result<void> StartIngress(Clock::time_point now) {
+    int pipe_fds[2];
+    if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+      return sys::IoError("pipe", errno);
+    }
+    sys::UniqueFd ready_read(pipe_fds[0]);
+    sys::UniqueFd ready_write(pipe_fds[1]);
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+      return sys::IoError("socketpair", errno);
+    }
+    sys::UniqueFd control_ours(pair[0]);
+    sys::UniqueFd control_theirs(pair[1]);
+    ChildSetup setup;
+    setup.output_fd = null_fd_.valid() ? null_fd_.get() : -1;
+    setup.ready_fd = ready_write.get();
+    setup.control_fd = control_theirs.get();
+    ASSIGN_OR_RETURN(Spawned spawned, Spawn(ingress_argv_, ingress_env_, "/", setup));
+    if (!spawned.failure.empty()) {
+      if (awaiting_ready_) {
+        awaiting_ready_ = false;
+        Fatal("ingress: " + spawned.failure);
+        return Ok();
+      }
+      Log("ingress: " + spawned.failure + "; retrying in " +
+          std::to_string(options_.timing.ingress_backoff.count()) + " ms");
+      ingress_.restart_at = now + options_.timing.ingress_backoff;
+      return Ok();
+    }
+    ingress_.pid = spawned.pid;
+    ingress_.started = now;
+    ready_fd_ = std::move(ready_read);
+    control_fd_ = std::move(control_ours);
+    ready_lines_.Clear();
+    control_lines_.Clear();
+    Log("ingress started (pid " + std::to_string(spawned.pid) + ")");
     return Ok();
   }
 
@@ -780,17 +1097,39 @@ class Supervisor {
         OnAppExit(ExitCodeOf(status), now - app_.started);
       } else if (reaped == ingress_.pid) {
         ingress_.pid = -1;
-        if (!stopping_) {
-          Log("ingress exited " + std::to_string(ExitCodeOf(status)) + "; restarting in " +
-              std::to_string(options_.timing.ingress_backoff.count()) + " ms");
-          ingress_.restart_at = now + options_.timing.ingress_backoff;
-        }
+        OnIngressExit(ExitCodeOf(status), now);
       }
     }
   }
 
+  void OnIngressExit(int exit_code, Clock::time_point now) {
+    DrainReady();
+    ready_fd_ = sys::UniqueFd();
+    ready_lines_.Clear();
+    if (stopping_) {
+      return;
+    }
+    if (awaiting_ready_) {
+      // The first ingress never reported: its chain was refused, or it cannot listen or
+      // attest. Without it the enclave cannot serve.
+      awaiting_ready_ = false;
+      Fatal("the ingress exited " + std::to_string(exit_code) + " before reporting ready");
+      return;
+    }
+    Log("ingress exited " + std::to_string(exit_code) + "; restarting in " +
+        std::to_string(options_.timing.ingress_backoff.count()) + " ms");
+    ingress_.restart_at = now + options_.timing.ingress_backoff;
+  }
+
   void OnAppExit(int exit_code, Clock::duration ran) {
     if (stopping_) {
+      return;
+    }
+    if (hold_ != Hold::kNone) {
+      Log("app exited " + std::to_string(exit_code) + " (quiesced)");
+      if (hold_ == Hold::kQuiescing) {
+        FinishQuiesce();
+      }
       return;
     }
     RestartDecision decision =
@@ -803,8 +1142,8 @@ class Supervisor {
     Stop(exit_code);
   }
 
-  // Timeout is how long to wait for a signal: until the next scheduled start or SIGKILL.
-  timespec Timeout() const {
+  // TimeoutMs is how long to wait: until the next scheduled start or deadline (rounded up).
+  int TimeoutMs() const {
     auto now = Clock::now();
     auto next = now + std::chrono::hours(1);
     for (const Child* child : {&app_, &ingress_}) {
@@ -815,19 +1154,36 @@ class Supervisor {
     if (stopping_ && !killed_) {
       next = std::min(next, kill_at_);
     }
+    if (app_kill_at_.has_value()) {
+      next = std::min(next, *app_kill_at_);
+    }
+    if (awaiting_ready_) {
+      next = std::min(next, ready_deadline_);
+    }
     auto wait = std::max(next - now, Clock::duration::zero());
-    auto secs = std::chrono::duration_cast<std::chrono::seconds>(wait);
-    auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(wait - secs);
-    return timespec{static_cast<time_t>(secs.count()), static_cast<long>(nanos.count())};
+    auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait);
+    return static_cast<int>(ms.count());
   }
 
   const SupervisorOptions& options_;
   RestartTracker tracker_{options_.app.restart, options_.app.restart_limit, options_.timing};
   sys::UniqueFd null_fd_;
+  sys::UniqueFd signal_fd_;
   std::vector<std::string> app_env_;
   std::vector<std::string> ingress_env_;
+  std::vector<std::string> ingress_argv_;
   Child app_;
   Child ingress_;
+  // The running ingress's ready pipe (read end) and control socket (our end).
+  sys::UniqueFd ready_fd_;
+  sys::UniqueFd control_fd_;
+  Lines ready_lines_;
+  Lines control_lines_;
+  bool awaiting_ready_ = false;  // The first ingress has not reported ready yet.
+  Clock::time_point ready_deadline_{};
+  bool services_started_ = false;
+  Hold hold_ = Hold::kNone;
+  std::optional<Clock::time_point> app_kill_at_;  // Quiescing: SIGKILL the app then.
   bool stopping_ = false;
   bool done_ = false;
   bool killed_ = false;
@@ -1021,47 +1377,58 @@ int RunInit(const Flags& flags) {
 
   // The volume, when the image can have one: mounted before the application starts, and the
   // application never starts without the data it expects (a refused mount stops the enclave).
+  // Started once the ingress is ready (a successor's ingress is ready only after its handover
+  // re-wrapped the volume key), and stopped and started again around an upgrade's quiesce.
   StorageDaemon storage;
-  if (config->storage.enabled) {
-    sys::UniqueFd output;
-    if (!*debug) {
-      output = sys::UniqueFd(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+  ReadyDaemon egress;
+  const bool debug_mode = *debug;
+  auto daemon_output = [debug_mode] {
+    return debug_mode ? sys::UniqueFd() : sys::UniqueFd(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+  };
+  auto start_storage = [&]() -> Result<void> {
+    if (!config->storage.enabled) {
+      return Ok();
     }
-    auto started = StartStorage({flags.storage_path, "--config", flags.config_path, "--nsm",
-                                 flags.nsm_path, "--ready-fd", "3"},
-                                output.valid() ? output.get() : -1, std::chrono::minutes(5));
-    if (!started) {
-      Complain(started.error().message());
-      return kExitError;
-    }
-    storage = std::move(*started);
-    if (*debug) {
+    sys::UniqueFd output = daemon_output();
+    ASSIGN_OR_RETURN(storage, StartStorage({flags.storage_path, "--config", flags.config_path,
+                                            "--nsm", flags.nsm_path, "--ready-fd", "3"},
+                                           output.valid() ? output.get() : -1,
+                                           std::chrono::minutes(5)));
+    if (debug_mode) {
       Complain(storage.mounted.empty() ? std::string("storage: no volume attached")
                                        : "storage: volume mounted at " + storage.mounted);
     }
-  }
-
+    return Ok();
+  };
+  auto stop_storage = [&] {
+    if (storage.pid > 0) {
+      StopStorage(storage, std::chrono::seconds(20));
+      if (debug_mode) {
+        Complain("storage: stopped");
+      }
+    }
+  };
   // Egress, when the image enables it: the emulated NIC, firewall and resolver are up before the
   // application starts, and an enclave whose policy cannot be enforced does not run at all.
-  ReadyDaemon egress;
-  if (config->egress.enabled) {
-    sys::UniqueFd output;
-    if (!*debug) {
-      output = sys::UniqueFd(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+  auto start_services = [&]() -> Result<void> {
+    RETURN_IF_ERROR(start_storage());
+    if (!config->egress.enabled) {
+      return Ok();
     }
+    sys::UniqueFd output = daemon_output();
     auto started = StartReadyDaemon(
         "egress", {flags.egress_path, "--config", flags.config_path, "--ready-fd", "3"},
         output.valid() ? output.get() : -1, std::chrono::seconds(30));
     if (!started) {
-      Complain(started.error().message());
-      StopStorage(storage, std::chrono::seconds(20));
-      return kExitError;
+      stop_storage();
+      return std::move(started).error();
     }
     egress = std::move(*started);
-    if (*debug) {
+    if (debug_mode) {
       Complain("egress: " + egress.detail);
     }
-  }
+    return Ok();
+  };
 
   SupervisorOptions options;
   options.app = config->app;
@@ -1069,6 +1436,9 @@ int RunInit(const Flags& flags) {
     options.ingress_argv = {flags.ingress_path, "--config", flags.config_path, "--nsm",
                             flags.nsm_path};
   }
+  options.start_services = start_services;
+  options.stop_storage = stop_storage;
+  options.start_storage = start_storage;
   options.output = *debug ? Output::kConsole : Output::kDiscard;
   options.reaping = pid1 ? Reaping::kAllChildren : Reaping::kAppOnly;
   // Lifecycle lines reach the console in debug mode only: a production enclave shows the host

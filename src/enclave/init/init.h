@@ -138,7 +138,10 @@ struct SupervisorTiming {
   std::chrono::milliseconds first_backoff{500};     // Doubling per quick failure in a row...
   std::chrono::milliseconds max_backoff{8000};      // ...up to this.
   std::chrono::milliseconds ingress_backoff{1000};  // Before restarting a dead ingress.
-  std::chrono::milliseconds stop_grace{5000};       // SIGTERM → SIGKILL.
+  std::chrono::milliseconds stop_grace{5000};       // SIGTERM → SIGKILL (also on quiesce).
+  // ingress_ready bounds the wait for the first ingress's ready line. A successor enclave's
+  // ingress reports ready only after its handover, which the host starts when it is ready.
+  std::chrono::milliseconds ingress_ready{std::chrono::hours(1)};
 };
 
 // RestartDecision is what happens after an application exit.
@@ -181,13 +184,23 @@ enum class Output {
 struct SupervisorOptions {
   config::AppConfig app;
   // ingress_argv starts the ingress daemon (as root, environment PATH only, workdir /);
-  // empty: no ingress.
+  // empty: no ingress. The supervisor appends "--ready-fd 3 --control-fd 4": descriptor 3 is a
+  // fresh ready pipe and 4 a fresh control socket (docs/runtime.md, "Ingress protocol").
   std::vector<std::string> ingress_argv;
   Output output = Output::kDiscard;
   Reaping reaping = Reaping::kAppOnly;
   SupervisorTiming timing;
   // log receives init's own lifecycle lines (starts, exits, restarts); never app output.
   std::function<void(std::string_view)> log;
+  // start_services runs once the first ingress has reported ready (at once without an
+  // ingress), before the application first starts: RunInit starts storage and egress there.
+  // An error stops the enclave with kExitError, its message on stderr.
+  std::function<Result<void>()> start_services;
+  // stop_storage runs on "quiesce" once the application has exited (the volume is flushed and
+  // unmounted: one writer); start_storage on "resume", before the application starts again (an
+  // error stops the enclave). Egress keeps running across both.
+  std::function<void()> stop_storage;
+  std::function<Result<void>()> start_storage;
 };
 
 // Supervise runs the enclave until it ends and returns init's exit code:
@@ -195,9 +208,21 @@ struct SupervisorOptions {
 //    application's exit code (128+N for signal N);
 //  - SIGTERM or SIGINT: both get SIGTERM, then SIGKILL after timing.stop_grace; 0;
 //  - the application could not be set up or executed: kExitExecFailed (logged);
+//  - the first ingress exited, could not be executed, wrote anything but "ready ..." or stayed
+//    silent for timing.ingress_ready before reporting ready, or start_services/start_storage
+//    failed: kExitError (one line on stderr);
+//  - the ingress said "superseded" on its control socket: both get SIGTERM; 0;
 //  - SIGHUP is forwarded to the application.
-// The ingress is restarted timing.ingress_backoff after it dies. Same process contract as RunApp
-// (single-threaded; signals blocked for the duration). Errors only for failing system calls.
+// Order: the ingress first; once it writes "ready ..." on its ready pipe, start_services, then
+// the application. A dead ingress is restarted timing.ingress_backoff later with a new pipe and
+// socket and is not waited for (the application keeps running; its later lines are only
+// logged). Control socket requests, one line each: "quiesce" (SIGTERM to the application,
+// SIGKILL after timing.stop_grace, no restart, then stop_storage; answers "quiesced"),
+// "resume" (start_storage, then the application again; the restart policy is not consulted),
+// "superseded". A quiesced enclave stays quiesced until "resume", even across an ingress
+// restart: two writers on one volume are worse than a stopped app (the host stops the enclave).
+// Same process contract as RunApp (single-threaded; signals blocked for the duration). Errors
+// only for failing system calls.
 Result<int> Supervise(const SupervisorOptions& options);
 
 // ReadyDaemon is a runtime daemon that reports on a ready pipe (pid -1: none running).
@@ -232,7 +257,9 @@ Result<StorageDaemon> StartStorage(const std::vector<std::string>& argv, int out
 void StopStorage(StorageDaemon& daemon, std::chrono::milliseconds grace);
 
 // RunInit is enclavia-init after flag parsing: system setup (when PID 1), configuration, NSM,
-// then Supervise. Returns the process exit code; logs errors to stderr.
+// then Supervise, whose start_services starts the storage daemon ([storage]) and egress
+// ([egress]) once the ingress is ready, and whose quiesce/resume stop and start the storage
+// daemon. Returns the process exit code; logs errors to stderr.
 int RunInit(const Flags& flags);
 
 }  // namespace enclavia::init

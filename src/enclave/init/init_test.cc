@@ -401,7 +401,8 @@ TEST(SuperviseTest, RestartsAnIngressThatDiesAndStopsItWithTheApp) {
   // The app lives long enough for the ingress (which dies at once) to start several times.
   config::AppConfig app = ShellApp("sleep 0.3; exit 0");
   SupervisorOptions options = FastOptions(app);
-  options.ingress_argv = {"/bin/sh", "-c", "echo start >> " + dir.path() + "/ingress; exit 2"};
+  options.ingress_argv = {"/bin/sh", "-c",
+                          "echo 'ready test' >&3; echo start >> " + dir.path() + "/ingress; exit 2"};
   auto code = Supervise(options);
   ASSERT_TRUE(code) << code.error().message();
   EXPECT_EQ(*code, 0);
@@ -414,6 +415,131 @@ TEST(SuperviseTest, SetupFailureStopsWith127) {
   auto code = Supervise(FastOptions(app));
   ASSERT_TRUE(code) << code.error().message();
   EXPECT_EQ(*code, 127);
+}
+
+// CountLinesIn counts the lines of a file (0 when it does not exist).
+size_t CountLinesIn(const std::string& path) { return Split(ReadText(path), '\n').size(); }
+
+TEST(SuperviseTest, StartsServicesAndTheAppOnlyOnceTheIngressIsReady) {
+  TempDir dir;
+  const std::string d = dir.path();
+  // The ingress takes a while, leaves a file, then reports ready; the services and the app
+  // must both see that file.
+  SupervisorOptions options = FastOptions(ShellApp(
+      "cat " + d + "/ingress-file " + d + "/services > " + d + "/app-saw; exit 0"));
+  options.app.restart = RestartPolicy::kNever;
+  options.ingress_argv = {"/bin/sh", "-c",
+                          "sleep 0.2; echo before-ready > " + d +
+                              "/ingress-file; echo 'ready plain' >&3; exec sleep 30"};
+  std::vector<std::string> calls;
+  options.start_services = [&]() -> Result<void> {
+    calls.push_back("services saw " + ReadText(d + "/ingress-file"));
+    std::ofstream(d + "/services") << "services\n";
+    return Ok();
+  };
+  auto code = Supervise(options);
+  ASSERT_TRUE(code) << code.error().message();
+  EXPECT_EQ(*code, 0);
+  EXPECT_THAT(calls, ElementsAre("services saw before-ready\n"));
+  EXPECT_EQ(ReadText(d + "/app-saw"), "before-ready\nservices\n");
+}
+
+TEST(SuperviseTest, AnIngressThatDiesBeforeReadyStopsTheEnclave) {
+  TempDir dir;
+  SupervisorOptions options = FastOptions(ShellApp("echo ran > " + dir.path() + "/ran"));
+  options.ingress_argv = {"/bin/sh", "-c", "exit 3"};
+  bool services = false;
+  options.start_services = [&]() -> Result<void> {
+    services = true;
+    return Ok();
+  };
+  auto code = Supervise(options);
+  ASSERT_TRUE(code) << code.error().message();
+  EXPECT_EQ(*code, kExitError);
+  EXPECT_FALSE(services);
+  EXPECT_EQ(ReadText(dir.path() + "/ran"), "");  // The app never started.
+}
+
+TEST(SuperviseTest, ASilentIngressTimesOutAndOtherLinesAreRefused) {
+  TempDir dir;
+  SupervisorOptions options = FastOptions(ShellApp("echo ran > " + dir.path() + "/ran"));
+  options.timing.ingress_ready = milliseconds(300);
+  options.timing.stop_grace = milliseconds(500);
+  options.ingress_argv = {"/bin/sh", "-c", "exec sleep 30"};
+  auto code = Supervise(options);
+  ASSERT_TRUE(code) << code.error().message();
+  EXPECT_EQ(*code, kExitError);
+
+  options.ingress_argv = {"/bin/sh", "-c", "echo 'error the chain is refused' >&3; exec sleep 30"};
+  options.timing.ingress_ready = std::chrono::hours(1);
+  code = Supervise(options);
+  ASSERT_TRUE(code) << code.error().message();
+  EXPECT_EQ(*code, kExitError);
+  EXPECT_EQ(ReadText(dir.path() + "/ran"), "");
+}
+
+TEST(SuperviseTest, QuiesceStopsAppAndStorageResumeRestartsThemSupersededExits) {
+  TempDir dir;
+  const std::string d = dir.path();
+  // The app counts its starts and records its SIGTERM; restart = never, so only "resume" can
+  // start it again.
+  SupervisorOptions options = FastOptions(ShellApp(
+      "echo run >> " + d + "/app-runs; trap 'echo term >> " + d +
+      "/app-term; exit 0' TERM; while :; do sleep 0.02; done"));
+  options.app.restart = RestartPolicy::kNever;
+  // The fake ingress drives the control socket (fd 4) as enclavia-ingress does.
+  options.ingress_argv = {
+      "/bin/sh", "-c",
+      "echo 'ready plain' >&3; "
+      "while [ ! -s " + d + "/app-runs ]; do sleep 0.02; done; "
+      "echo quiesce >&4; read answer <&4; echo \"$answer\" > " + d + "/answer; "
+      "echo resume >&4; "
+      "while [ $(wc -l < " + d + "/app-runs) -lt 2 ]; do sleep 0.02; done; "
+      "echo superseded >&4; exec sleep 30"};
+  std::vector<std::string> calls;
+  options.start_services = [&]() -> Result<void> {
+    calls.push_back("start services");
+    return Ok();
+  };
+  options.stop_storage = [&] {
+    // Only once the application has gone: the volume has one writer.
+    calls.push_back("stop storage after app " + ReadText(d + "/app-term"));
+  };
+  options.start_storage = [&]() -> Result<void> {
+    calls.push_back("start storage");
+    return Ok();
+  };
+  auto code = Supervise(options);
+  ASSERT_TRUE(code) << code.error().message();
+  EXPECT_EQ(*code, 0);  // Superseded.
+  EXPECT_EQ(ReadText(d + "/answer"), "quiesced\n");
+  EXPECT_THAT(calls, ElementsAre("start services", "stop storage after app term\n",
+                                 "start storage"));
+  EXPECT_EQ(CountLinesIn(d + "/app-runs"), 2U);
+  EXPECT_EQ(CountLinesIn(d + "/app-term"), 2U);  // Quiesced once, then stopped when superseded.
+}
+
+TEST(SuperviseTest, QuiesceSigkillsAnAppThatIgnoresSigterm) {
+  TempDir dir;
+  const std::string d = dir.path();
+  SupervisorOptions options = FastOptions(
+      ShellApp("echo run >> " + d + "/app-runs; trap '' TERM; while :; do sleep 0.02; done"));
+  options.timing.stop_grace = milliseconds(200);
+  options.ingress_argv = {
+      "/bin/sh", "-c",
+      "echo 'ready plain' >&3; "
+      "while [ ! -s " + d + "/app-runs ]; do sleep 0.02; done; "
+      "echo quiesce >&4; read answer <&4; echo \"$answer\" > " + d + "/answer; "
+      "echo superseded >&4; exec sleep 30"};
+  std::vector<std::string> log;
+  options.log = [&](std::string_view line) { log.emplace_back(line); };
+  auto code = Supervise(options);
+  ASSERT_TRUE(code) << code.error().message();
+  EXPECT_EQ(*code, 0);
+  EXPECT_EQ(ReadText(d + "/answer"), "quiesced\n");
+  EXPECT_THAT(log, ::testing::Contains(HasSubstr("SIGKILL")));
+  EXPECT_THAT(log, ::testing::Contains("app exited 137 (quiesced)"));
+  EXPECT_EQ(CountLinesIn(d + "/app-runs"), 1U);  // Not restarted while quiesced.
 }
 
 // Init runs the built enclavia-init binary with `args`, its stdout and stderr on pipes.
@@ -603,7 +729,7 @@ TEST(InitBinaryTest, AppOutputIsDiscardedUnlessDebugMode) {
   TempDir dir;
   FakeNsm nsm(/*debug=*/false);
   std::string ingress = WriteScript(dir, "ingress", "echo ingress-secret; echo ingress-err >&2; "
-                                                    "exec sleep 30");
+                                                    "echo 'ready plain' >&3; exec sleep 30");
   std::string config = dir.Write(
       "enclave.toml",
       ConfigToml(R"(["/bin/sh", "-c", "echo app-secret; echo app-err >&2; echo ran > )" +
@@ -662,7 +788,7 @@ TEST(InitBinaryTest, SigtermShutsDownAppAndIngressCleanly) {
   std::string ingress = WriteScript(
       dir, "ingress",
       "trap 'echo term > " + dir.path() + "/ingress-term; exit 0' TERM; echo \"$@\" > " +
-          dir.path() + "/ingress-args; while :; do sleep 0.05; done");
+          dir.path() + "/ingress-args; echo 'ready plain' >&3; while :; do sleep 0.05; done");
   std::string config = dir.Write(
       "enclave.toml",
       ConfigToml(R"(["/bin/sh", "-c", "trap 'echo term > )" + dir.path() +
@@ -678,7 +804,7 @@ TEST(InitBinaryTest, SigtermShutsDownAppAndIngressCleanly) {
   EXPECT_EQ(ReadText(dir.path() + "/app-term"), "term\n");
   EXPECT_EQ(ReadText(dir.path() + "/ingress-term"), "term\n");
   EXPECT_EQ(ReadText(dir.path() + "/ingress-args"),
-            "--config " + config + " --nsm " + nsm.path() + "\n");
+            "--config " + config + " --nsm " + nsm.path() + " --ready-fd 3 --control-fd 4\n");
 }
 
 TEST(InitBinaryTest, SigkillsAnAppThatIgnoresSigterm) {
@@ -700,7 +826,8 @@ TEST(InitBinaryTest, SigkillsAnAppThatIgnoresSigterm) {
 TEST(InitBinaryTest, RestartsTheIngressWhenItDies) {
   TempDir dir;
   FakeNsm nsm(/*debug=*/true);
-  std::string ingress = WriteScript(dir, "ingress", "echo start >> " + dir.path() + "/starts; exit 1");
+  std::string ingress = WriteScript(
+      dir, "ingress", "echo 'ready plain' >&3; echo start >> " + dir.path() + "/starts; exit 1");
   std::string config = dir.Write(
       "enclave.toml", ConfigToml(R"(["/bin/sh", "-c", "echo ready; exec sleep 30"])"));
   Init init(Args(config, nsm, ingress));
@@ -712,6 +839,94 @@ TEST(InitBinaryTest, RestartsTheIngressWhenItDies) {
   EXPECT_GE(starts, 2U);
   EXPECT_LE(starts, 4U);
   EXPECT_THAT(init.stderr_text(), HasSubstr("ingress exited 1; restarting in 1000 ms"));
+}
+
+TEST(InitBinaryTest, StartsTheAppOnlyAfterTheIngressIsReady) {
+  TempDir dir;
+  FakeNsm nsm(/*debug=*/false);
+  const std::string d = dir.path();
+  std::string ingress = WriteScript(
+      dir, "ingress",
+      "sleep 0.3; echo before-ready > " + d + "/ingress-file; echo 'ready plain' >&3; "
+      "exec sleep 30");
+  std::string config = dir.Write(
+      "enclave.toml", ConfigToml("[\"/bin/sh\", \"-c\", \"cat " + d + "/ingress-file > " + d +
+                                     "/app-saw\"]",
+                                 "restart = \"never\"\n"));
+  Init init(Args(config, nsm, ingress));
+  EXPECT_EQ(init.Wait(), 0) << init.stderr_text();
+  EXPECT_EQ(ReadText(d + "/app-saw"), "before-ready\n");
+}
+
+TEST(InitBinaryTest, TheRealIngressReportsReadyAndTheAppStarts) {
+#ifndef ENCLAVIA_INGRESS_BINARY
+  GTEST_SKIP() << "enclavia-ingress is not built in this configuration";
+#else
+  TempDir dir;
+  FakeNsm nsm(/*debug=*/true);
+  const std::string d = dir.path();
+  // The wrapper gives the ingress Unix listeners in the test's directory and a host upgrade
+  // service that does not exist (so it boots unchained) and passes init's flags on.
+  std::string ingress = WriteScript(
+      dir, "ingress",
+      std::string("exec ") + ENCLAVIA_INGRESS_BINARY + " --listen unix:" + d +
+          "/5000.sock --attestation-listen unix:" + d + "/5001.sock --upgrade-listen unix:" + d +
+          "/5005.sock --parent-upgrade unix:" + d + "/no-host.sock \"$@\"");
+  std::string config = dir.Write(
+      "enclave.toml", ConfigToml("[\"/bin/sh\", \"-c\", \"test -S " + d +
+                                     "/5000.sock && echo listening > " + d + "/app-saw\"]",
+                                 "restart = \"never\"\nport = 8080\n"));
+  Init init(Args(config, nsm, ingress));
+  EXPECT_EQ(init.Wait(), 0) << init.stderr_text();
+  EXPECT_EQ(ReadText(d + "/app-saw"), "listening\n") << init.stderr_text();
+  EXPECT_THAT(init.stderr_text(), HasSubstr("ingress ready upgrade"));
+#endif
+}
+
+TEST(InitBinaryTest, AnIngressThatDiesBeforeReadyStopsInitWithOneLine) {
+  TempDir dir;
+  FakeNsm nsm(/*debug=*/false);  // The line reaches the host even in production.
+  std::string ingress = WriteScript(dir, "ingress", "exit 1");
+  std::string config = dir.Write(
+      "enclave.toml", ConfigToml("[\"/bin/sh\", \"-c\", \"echo ran > " + dir.path() + "/ran\"]"));
+  Init init(Args(config, nsm, ingress));
+  EXPECT_EQ(init.Wait(), 1);
+  EXPECT_EQ(init.stderr_text(), "enclavia-init: the ingress exited 1 before reporting ready\n");
+  EXPECT_EQ(ReadText(dir.path() + "/ran"), "");
+}
+
+TEST(InitBinaryTest, QuiesceStopsAppAndStorageResumeRestartsThemSupersededExits0) {
+  TempDir dir;
+  FakeNsm nsm(/*debug=*/true);
+  const std::string d = dir.path();
+  // The storage daemon stands in for enclavia-storage: it logs starts and stops (flush).
+  std::string storage = WriteScript(
+      dir, "storage",
+      "trap 'echo stop >> " + d + "/storage-log; exit 0' TERM; echo start >> " + d +
+          "/storage-log; echo 'ready /data' >&3; while :; do sleep 0.02; done");
+  std::string ingress = WriteScript(
+      dir, "ingress",
+      "echo 'ready plain' >&3\n"
+      "while [ ! -s " + d + "/app-runs ]; do sleep 0.02; done\n"
+      "echo quiesce >&4; read answer <&4; echo \"$answer\" > " + d + "/answer\n"
+      "cp " + d + "/storage-log " + d + "/storage-at-quiesced\n"
+      "echo resume >&4\n"
+      "while [ $(wc -l < " + d + "/app-runs) -lt 2 ]; do sleep 0.02; done\n"
+      "echo superseded >&4; exec sleep 30");
+  std::string config = dir.Write(
+      "enclave.toml",
+      ConfigToml("[\"/bin/sh\", \"-c\", \"echo run >> " + d +
+                     "/app-runs; trap 'exit 0' TERM; while :; do sleep 0.02; done\"]",
+                 "restart = \"never\"\n[storage]\npath = \"/data\"\n"));
+  std::vector<std::string> args = Args(config, nsm, ingress);
+  args.insert(args.end(), {"--storage", storage});
+  Init init(args);
+  EXPECT_EQ(init.Wait(), 0) << init.stderr_text();
+  EXPECT_EQ(ReadText(d + "/answer"), "quiesced\n");
+  EXPECT_EQ(ReadText(d + "/storage-at-quiesced"), "start\nstop\n");  // Flushed before answering.
+  EXPECT_EQ(ReadText(d + "/storage-log"), "start\nstop\nstart\nstop\n");
+  EXPECT_EQ(CountLines(d + "/app-runs"), 2U);
+  EXPECT_THAT(init.stderr_text(), HasSubstr("superseded by an upgrade: stopping"));
 }
 
 TEST(InitBinaryTest, MissingBinaryExits127WithOneLine) {

@@ -15,6 +15,7 @@
 
 #include "enclave/storage/nbd_server.h"
 #include "enclave/storaged/attach.h"
+#include "enclave/storaged/keys.h"
 #include "enclave/witness/link.h"
 #include "enclave/witness/server.h"
 #include "lib/base/flags.h"
@@ -26,6 +27,7 @@
 #include "lib/kms/local_kms.h"
 #include "lib/storage/remote_store.h"
 #include "lib/transport/transport.h"
+#include "lib/upgrade/wire.h"
 #include "lib/witness/link.h"
 #include "lib/witness/witness_set.h"
 
@@ -33,9 +35,6 @@ namespace enclavia::enclave {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// The object holding the volume key wrapped by the KMS (opaque to the host).
-constexpr std::string_view kDataKeyObject = "kms/data-key";
 
 void Say(int fd, const std::string& line) {
   if (fd < 0) {
@@ -61,19 +60,31 @@ Result<std::optional<storage::wire::Attachment>> HelloWithRetry(storage::RemoteO
   }
 }
 
-// VolumeKey returns the volume key: the KMS unwraps the stored blob, or (first boot) makes one.
-Result<crypto::SecretBytes> VolumeKey(storage::ObjectStore& store, kms::Kms& kms,
-                                      const std::string& key_id) {
-  auto blob = store.Get(std::string(kDataKeyObject));
-  if (blob) {
-    return kms.Decrypt(*blob);
+// FetchOwnChain asks the host for this enclave's upgrade chain and verifies it (CheckOwnChain).
+// No upgrade service on the host is an unchained enclave, as for the ingress (a host that hides
+// the chain gains nothing: witnesses bind a chained volume to its genesis, not to PCR0). A
+// successor whose activation the host has not recorded yet is asked again for `budget`.
+Result<std::optional<OwnChain>> FetchOwnChain(transport::Mode mode, attestation::Nsm& nsm,
+                                              std::chrono::seconds budget) {
+  auto deadline = Clock::now() + budget;
+  for (;;) {
+    auto host = upgrade::FetchChain(
+        transport::EnclaveToParent(mode, upgrade::kParentUpgradePort), std::chrono::seconds(10));
+    if (!host) {
+      if (host.error().code() == Code::kUnavailable) {
+        Log("no upgrade service on the host (" + host.error().message() + "): unchained");
+        return std::optional<OwnChain>();
+      }
+      return std::move(host).error().WithContext("the host's upgrade chain");
+    }
+    ASSIGN_OR_RETURN(std::shared_ptr<const attestation::Verifier> verifier,
+                     VerifierFromOwnNsm(nsm));
+    auto own = CheckOwnChain(*host, nsm, std::move(verifier));
+    if (own || own.error().code() != Code::kUnavailable || Clock::now() >= deadline) {
+      return own;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
-  if (blob.error().code() != Code::kNotFound) {
-    return std::move(blob).error();
-  }
-  ASSIGN_OR_RETURN(kms::DataKey key, kms.GenerateDataKey(key_id));
-  RETURN_IF_ERROR(store.Put(std::string(kDataKeyObject), key.ciphertext_blob));
-  return std::move(key.plaintext);
 }
 
 Result<channel::TrustPolicy> WitnessPolicy(const config::StorageConfig& storage,
@@ -163,8 +174,12 @@ class Runner {
     const storage::wire::Attachment& volume = **attachment;
     auto mounted = Mount(*config, *mode, volume);
     if (!mounted) {
-      (void)store_->Report(ErrorJson(mounted.error().message()));
-      return Fail(mounted.error().message());
+      // A witness saw a longer chain of this enclave's genesis: this image was upgraded away
+      // and must not serve (init refuses to run the app on this line).
+      std::string line = SupersededLine(mounted.error().message()).value_or(
+          mounted.error().message());
+      (void)store_->Report(ErrorJson(line));
+      return Fail(line);
     }
     (void)store_->Report(StatusJson(volume_->status(), "mounted", path_));
     Say(flags_.ready_fd, "ready " + path_);
@@ -188,20 +203,32 @@ class Runner {
       // this version does not configure yet (docs/hardware.md).
       return Error(Code::kUnsupported, "AWS KMS is not configured for this enclave");
     }
-    kms::LocalKmsClient kms(nsm_, flags_.kms.value_or(
-                                      transport::EnclaveToParent(mode, transport::kKmsPort)));
+    kms_ = std::make_unique<kms::LocalKmsClient>(
+        nsm_, flags_.kms.value_or(transport::EnclaveToParent(mode, transport::kKmsPort)));
     // The KMS's port comes up with the enclave; a refused connection is retried briefly.
     auto deadline = Clock::now() + std::chrono::seconds(10);
     for (;;) {
-      auto key = VolumeKey(*store_, kms, volume.kms_key_id);
-      if (key) {
-        key_ = std::move(*key);
+      auto ring = LoadKeyRing(*store_, *kms_, volume.kms_key_id);
+      if (ring) {
+        ring_ = std::move(*ring);
         break;
       }
-      if (key.error().code() != Code::kUnavailable || Clock::now() >= deadline) {
-        return std::move(key).error().WithContext("volume key");
+      if (ring.error().code() != Code::kUnavailable || Clock::now() >= deadline) {
+        return std::move(ring).error().WithContext("volume key");
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+
+    // The upgrade chain (docs/storage.md, "Upgrades"): witnesses check it, bind the volume to
+    // its genesis, and refuse this enclave once a longer chain of that genesis was seen.
+    ASSIGN_OR_RETURN(std::optional<OwnChain> chain,
+                     FetchOwnChain(mode, *nsm_, std::chrono::seconds(30)));
+    witness::HelloOptions hello;
+    if (chain) {
+      hello.chain = chain->chain;
+      hello.user_data = Bytes(chain->head.begin(), chain->head.end());
+      Log("upgrade chain of " + std::to_string(chain->chain.size()) + " entries, head " +
+          upgrade::DigestHex(chain->head).substr(0, 16));
     }
 
     std::vector<std::unique_ptr<witness::WitnessLink>> links;
@@ -213,7 +240,7 @@ class Runner {
         options.via = transport::EnclaveToParent(mode, transport::kWitnessPortBase + i);
         options.policy = policy;
         links.push_back(std::make_unique<ChannelWitnessLink>(
-            "witness " + std::to_string(i + 1), std::move(options), nsm_));
+            "witness " + std::to_string(i + 1), std::move(options), nsm_, hello));
       }
     }
     freshness_ = std::make_unique<witness::WitnessSet>(std::move(links));
@@ -223,7 +250,13 @@ class Runner {
     options.size_bytes = volume.size_bytes;
     options.store = store_.get();
     options.freshness = freshness_.get();
-    options.volume_key = &key_;
+    options.key_ring = &ring_;
+    // The first mount after an upgrade gives the ring's fresh secret the next epoch; the ring
+    // is wrapped again (under this image's KMS key) and stored before anything uses it.
+    options.store_key_ring = [this, key_id = volume.kms_key_id](const kms::KeyRing& ring) {
+      Log("key ring: a new secret keys epoch " + std::to_string(ring.entries.back().first_epoch));
+      return StoreKeyRing(*store_, *kms_, key_id, ring);
+    };
     if (!config.storage.recovery_key.empty()) {
       ASSIGN_OR_RETURN(Bytes raw, HexDecode(config.storage.recovery_key));
       ASSIGN_OR_RETURN(options.recovery_key,
@@ -286,7 +319,8 @@ class Runner {
   const StorageFlags& flags_;
   std::shared_ptr<attestation::Nsm> nsm_;
   std::unique_ptr<storage::RemoteObjectStore> store_;
-  crypto::SecretBytes key_;
+  std::unique_ptr<kms::LocalKmsClient> kms_;
+  kms::KeyRing ring_;
   std::unique_ptr<witness::WitnessSet> freshness_;
   std::unique_ptr<blockstore::Volume> volume_;
   std::unique_ptr<NbdServer> nbd_;

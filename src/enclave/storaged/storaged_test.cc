@@ -9,6 +9,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <vector>
 
@@ -17,7 +18,14 @@
 #include "enclave/storage/nbd_server.h"
 #include "enclave/storaged/attach.h"
 #include "enclave/storaged/daemon.h"
+#include "enclave/storaged/keys.h"
+#include "host/nsm/simulator.h"
+#include "lib/blockstore/volume.h"
+#include "lib/crypto/random.h"
 #include "lib/storage/block_device.h"
+#include "testing/upgrade_chain.h"
+#include "lib/witness/witness_set.h"
+#include "testing/temp_dir.h"
 
 namespace enclavia::enclave {
 namespace {
@@ -101,6 +109,197 @@ TEST(NbdHandshakeTest, RefusesWhatIsNotAnNbdServer) {
   EXPECT_EQ(exported.error().code(), Code::kMalformed);
   ::close(pair[0]);
   ::close(pair[1]);
+}
+
+// FakeKms wraps by keeping the plaintext under a blob name; it refuses everything once
+// `other_image` is set (another image's policy).
+class FakeKms : public kms::Kms {
+ public:
+  Result<kms::DataKey> GenerateDataKey(const std::string& key_id) override {
+    if (other_image) {
+      return Error(Code::kPolicyViolation, "kms: PCR0 differs");
+    }
+    kms::DataKey key{crypto::SecretBytes(crypto::RandomBytes(kms::kDataKeySize)), {}};
+    key.ciphertext_blob = Wrap(key_id, key.plaintext.Expose());
+    ++generated;
+    last_key_id = key_id;
+    return key;
+  }
+  Result<crypto::SecretBytes> Decrypt(ByteSpan blob) override {
+    if (other_image) {
+      return Error(Code::kPolicyViolation, "kms: PCR0 differs");
+    }
+    auto it = wrapped_.find(std::string(blob.begin(), blob.end()));
+    if (it == wrapped_.end()) {
+      return Error(Code::kVerifyFailed, "kms: ciphertext blob does not verify");
+    }
+    return crypto::SecretBytes(it->second);
+  }
+  Result<Bytes> Encrypt(const std::string& key_id, ByteSpan plaintext) override {
+    if (other_image) {
+      return Error(Code::kPolicyViolation, "kms: PCR0 differs");
+    }
+    ++encrypts;
+    last_key_id = key_id;
+    return Wrap(key_id, plaintext);
+  }
+
+  bool other_image = false;
+  int generated = 0;
+  int encrypts = 0;  // The enclave never calls Encrypt (lib/kms/envelope.h).
+  std::string last_key_id;
+
+ private:
+  Bytes Wrap(const std::string& key_id, ByteSpan plaintext) {
+    // Keyed by text: GCC 12 -O3 warns falsely on map<vector> comparisons.
+    std::string blob = key_id + "#" + std::to_string(wrapped_.size());
+    wrapped_[blob] = Bytes(plaintext.begin(), plaintext.end());
+    return ToBytes(blob);
+  }
+  std::map<std::string, Bytes> wrapped_;
+};
+
+TEST(KeyRingStorageTest, FirstBootStoresABareKeyThatLoadsAsAOneEntryRing) {
+  storage::MemoryObjectStore store;
+  FakeKms kms;
+  auto ring = LoadKeyRing(store, kms, "app");
+  ASSERT_TRUE(ring) << ring.error().message();
+  ASSERT_EQ(ring->entries.size(), 1u);
+  EXPECT_EQ(ring->entries[0].first_epoch, 0u);
+  ASSERT_EQ(store.Snapshot().count(std::string(kDataKeyObject)), 1u);
+  auto again = LoadKeyRing(store, kms, "app");
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(crypto::ConstantTimeEqual(again->entries[0].secret.Expose(),
+                                        ring->entries[0].secret.Expose()));
+  EXPECT_EQ(kms.generated, 1);  // Nothing to re-wrap without an upgrade.
+  EXPECT_EQ(kms.encrypts, 0);
+
+  kms.other_image = true;
+  auto refused = LoadKeyRing(store, kms, "app");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), Code::kPolicyViolation);
+}
+
+TEST(KeyRingStorageTest, AVolumeContinuesAcrossAnUpgradeUnderANewEpoch) {
+  storage::MemoryObjectStore store;
+  storage::MemoryObjectStore volume_store;
+  blockstore::VolumeOptions options;
+  options.label = "app";
+  options.size_bytes = 1 << 20;
+  options.store = &volume_store;
+  witness::WitnessSet no_witnesses({});
+  options.freshness = &no_witnesses;
+  FakeKms kms;
+
+  // The first image: writes a block.
+  auto first = LoadKeyRing(store, kms, "app");
+  ASSERT_TRUE(first);
+  options.key_ring = &*first;
+  auto volume = blockstore::Volume::Mount(options);
+  ASSERT_TRUE(volume) << volume.error().message();
+  Bytes before(blockstore::kBlockSize, 0x11);
+  ASSERT_TRUE((*volume)->Write(0, before, false));
+  ASSERT_TRUE((*volume)->Flush());
+  const uint64_t old_epoch = (*volume)->status().epoch;
+  volume->reset();
+
+  // The handover (src/enclave/upgrade does this): the successor appends a fresh secret and
+  // stores the ring wrapped under its own key.
+  kms::KeyRing handed = LoadKeyRing(store, kms, "app").value();
+  ASSERT_TRUE(kms::AppendFresh(handed));
+  ASSERT_TRUE(StoreKeyRing(store, kms, "app-successor", handed));
+  EXPECT_EQ(kms.last_key_id, "app-successor");
+
+  // The successor's storage daemon: the ring has an unassigned secret; the mount assigns it the
+  // next epoch and stores the ring again before writing.
+  kms::KeyRing loaded = LoadKeyRing(store, kms, "app-successor").value();
+  ASSERT_EQ(loaded.entries.size(), 2u);
+  EXPECT_EQ(loaded.entries[1].first_epoch, kms::kUnassigned);
+  options.key_ring = &loaded;
+  options.store_key_ring = [&](const kms::KeyRing& ring) {
+    return StoreKeyRing(store, kms, "app-successor", ring);
+  };
+  volume = blockstore::Volume::Mount(options);
+  ASSERT_TRUE(volume) << volume.error().message();
+  EXPECT_EQ((*volume)->status().epoch, old_epoch + 1);
+  Bytes read(blockstore::kBlockSize);
+  ASSERT_TRUE((*volume)->Read(0, read));
+  EXPECT_EQ(read, before);
+  Bytes after(blockstore::kBlockSize, 0x22);
+  ASSERT_TRUE((*volume)->Write(blockstore::kBlockSize, after, false));
+  ASSERT_TRUE((*volume)->Flush());
+  volume->reset();
+
+  kms::KeyRing stored = LoadKeyRing(store, kms, "app-successor").value();
+  ASSERT_EQ(stored.entries.size(), 2u);
+  EXPECT_EQ(stored.entries[1].first_epoch, old_epoch + 1);
+  EXPECT_TRUE(crypto::ConstantTimeEqual(stored.entries[1].secret.Expose(),
+                                        handed.entries[1].secret.Expose()));
+  // The next boot mounts without another epoch and reads both blocks.
+  options.key_ring = &stored;
+  volume = blockstore::Volume::Mount(options);
+  ASSERT_TRUE(volume) << volume.error().message();
+  EXPECT_EQ((*volume)->status().epoch, old_epoch + 1);
+  ASSERT_TRUE((*volume)->Read(blockstore::kBlockSize, read));
+  EXPECT_EQ(read, after);
+}
+
+TEST(OwnChainTest, AcceptsOnlyAChainWhoseHeadIsThisEnclave) {
+  testing::TempDir dir;
+  auto builder = upgrade::testing::ChainBuilder::Create(dir.path() + "/ca");
+  ASSERT_TRUE(builder) << builder.error().message();
+  auto& b = **builder;
+  auto nsm_for = [&](const upgrade::PcrMap& pcrs) {
+    host::SimulatorOptions options;
+    for (const auto& [index, value] : pcrs) {
+      options.boot_pcrs[static_cast<uint16_t>(index)] = value;
+    }
+    return host::NsmSimulator::Create(b.ca(), options).value();
+  };
+  auto first = nsm_for(upgrade::testing::Pcrs(1));
+
+  auto unchained = CheckOwnChain(upgrade::HostChain{}, *first, b.verifier());
+  ASSERT_TRUE(unchained);
+  EXPECT_FALSE(unchained->has_value());
+
+  upgrade::HostChain host;
+  host.chain = b.chain();
+  auto own = CheckOwnChain(host, *first, b.verifier());
+  ASSERT_TRUE(own) << own.error().message();
+  ASSERT_TRUE(own->has_value());
+  EXPECT_EQ((*own)->head, b.genesis_hash());
+
+  upgrade::testing::StepSpec spec;
+  spec.new_pcrs = upgrade::testing::Pcrs(2);
+  ASSERT_TRUE(b.Step(spec));
+  host.chain = b.chain();
+  // The old image handed the new chain: not its head.
+  auto old = CheckOwnChain(host, *first, b.verifier());
+  ASSERT_FALSE(old);
+  EXPECT_EQ(old.error().code(), Code::kPolicyViolation);
+  EXPECT_EQ(old.error().message().rfind("upgrade chain: ", 0), 0u) << old.error().message();
+  auto second = nsm_for(upgrade::testing::Pcrs(2));
+  own = CheckOwnChain(host, *second, b.verifier());
+  ASSERT_TRUE(own) << own.error().message();
+  EXPECT_EQ((*own)->head, b.head());
+  EXPECT_EQ((*own)->chain.size(), 4u);
+
+  // Tampered, or still pending (ask again), or pending without a chain.
+  upgrade::HostChain tampered = host;
+  tampered.chain[3].back() ^= 1;
+  EXPECT_FALSE(CheckOwnChain(tampered, *second, b.verifier()));
+  upgrade::HostChain pending = host;
+  pending.pending = Bytes{1};
+  EXPECT_EQ(CheckOwnChain(pending, *second, b.verifier()).error().code(), Code::kUnavailable);
+  upgrade::HostChain bare;
+  bare.pending = Bytes{1};
+  EXPECT_EQ(CheckOwnChain(bare, *second, b.verifier()).error().code(), Code::kMalformed);
+}
+
+TEST(OwnChainTest, SupersededLinesAreFoundInsideContext) {
+  EXPECT_EQ(SupersededLine("volume app: witnesses: superseded: chain head ab… is behind cd…"),
+            "superseded: chain head ab… is behind cd…");
+  EXPECT_FALSE(SupersededLine("volume app: witnesses: 0 of 1 answered").has_value());
 }
 
 }  // namespace

@@ -44,9 +44,10 @@ Result<std::unique_ptr<witness::ByteStream>> DialWitness(const ChannelWitnessLin
 }
 
 ChannelWitnessLink::ChannelWitnessLink(std::string name, ChannelWitnessLinkOptions options,
-                                       std::shared_ptr<attestation::Nsm> nsm)
+                                       std::shared_ptr<attestation::Nsm> nsm,
+                                       witness::HelloOptions hello)
     : witness::StreamWitnessLink(
           std::move(name), [options = std::move(options)] { return DialWitness(options); },
-          std::move(nsm)) {}
+          std::move(nsm), std::move(hello)) {}
 
 }  // namespace enclavia::enclave

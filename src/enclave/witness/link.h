@@ -33,11 +33,12 @@ struct ChannelWitnessLinkOptions {
 
 // ChannelWitnessLink is a witness::StreamWitnessLink whose dialer opens the attested channel.
 // Each connection attests this enclave afresh with `nsm` (nonce = the witness's challenge);
-// share one NSM between links through witness::SerializedNsm.
+// share one NSM between links through witness::SerializedNsm. An enclave with an upgrade chain
+// passes it in `hello` (with user_data = its head).
 class ChannelWitnessLink : public witness::StreamWitnessLink {
  public:
   ChannelWitnessLink(std::string name, ChannelWitnessLinkOptions options,
-                     std::shared_ptr<attestation::Nsm> nsm);
+                     std::shared_ptr<attestation::Nsm> nsm, witness::HelloOptions hello = {});
 };
 
 // DialWitness opens the channel and the stream to the witness port (ChannelWitnessLink's dialer).

@@ -165,7 +165,7 @@ TEST_F(WitnessServerTest, OneWitnessCommitsLogsAndForgetsOnRestart) {
   EXPECT_EQ((*latest)->version, 2u);
   auto log = witnesses[0]->log();
   ASSERT_EQ(log.size(), 2u);
-  EXPECT_EQ(log[1], "commit volume c3c3c3c3… v2 acked");
+  EXPECT_EQ(log[1], "commit volume c3c3c3c3... v2 acked");
 
   auto lower = set->Commit(volume_.Record(1));
   ASSERT_FALSE(lower);

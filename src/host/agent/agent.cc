@@ -9,6 +9,8 @@
 #include "host/agent/agent.h"
 #include "host/agent/volumes.h"
 #include "host/agent/egress.h"
+#include "host/upgrade/service.h"
+#include "host/upgrade/state.h"
 
 #include <unistd.h>
 
@@ -47,6 +49,8 @@
 #include "lib/http/token.h"
 #include "lib/net/framing.h"
 #include "lib/transport/transport.h"
+#include "lib/upgrade/chain.h"
+#include "lib/upgrade/wire.h"
 
 namespace enclavia::host {
 namespace {
@@ -59,6 +63,12 @@ using SteadyClock = std::chrono::steady_clock;
 
 constexpr std::string_view kStateFile = "agent-state.json";
 constexpr std::string_view kWellKnownPath = "/.well-known/enclavia/attestation";
+constexpr std::string_view kChainPath = "/.well-known/enclavia/chain";
+constexpr std::string_view kUpgradePath = "/.well-known/enclavia/upgrade";
+constexpr std::chrono::milliseconds kStageTimeout{15000};
+// Activation: the old enclave dials its successor, runs a handshake, quiesces its app and
+// storage, hands the key ring over and waits for the successor's ack.
+constexpr std::chrono::milliseconds kActivateTimeout{90000};
 constexpr int kStateVersion = 1;
 constexpr size_t kMaxStateFile = 16 << 20;
 constexpr std::chrono::milliseconds kRefreshInterval{5000};
@@ -125,6 +135,26 @@ class Logger {
   mutable std::mutex mu_;
 };
 
+// UpgradeShared is one enclave's upgrade state, shared by the agent (control thread), its
+// parent-port upgrade service (connection threads) and its public port (io threads).
+struct UpgradeShared {
+  mutable std::mutex mu;
+  UpgradeState state;
+  std::optional<net::Address> successor;  // The successor's ingress while an activation runs.
+
+  UpgradeState Snapshot() const {
+    std::lock_guard<std::mutex> lock(mu);
+    return state;
+  }
+};
+
+uint64_t NowUnix() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
 // PublicContext is what one enclave's public-port HTTP handler needs; shared with the relay's
 // handler, so it outlives the record that made it.
 struct PublicContext {
@@ -138,6 +168,7 @@ struct PublicContext {
   size_t max_in_flight = 16;
   std::atomic<uint64_t> attestation_requests{0};
   std::atomic<uint64_t> in_flight{0};
+  std::shared_ptr<UpgradeShared> upgrade;  // Its chain and staged upgrades (public).
 };
 
 http::Response JsonResponse(int status, const json& body) {
@@ -332,16 +363,25 @@ void ServeHealth(const std::shared_ptr<PublicContext>& context, http::Reply repl
 http::Handler PublicHandler(std::shared_ptr<PublicContext> context) {
   return [context = std::move(context)](http::Request request, http::Reply reply) {
     std::string_view path = request.path();
-    if (path != kWellKnownPath && path != "/healthz") {
+    if (path != kWellKnownPath && path != "/healthz" && path != kChainPath &&
+        path != kUpgradePath) {
       reply(http::JsonError(404, "not found: this port serves WebSocket channels on /, " +
-                                     std::string(kWellKnownPath) + " and /healthz"));
+                                     std::string(kWellKnownPath) + ", " + std::string(kChainPath) +
+                                     ", " + std::string(kUpgradePath) + " and /healthz"));
       return;
     }
     if (request.method != "GET") {
       reply(http::JsonError(405, "use GET"));
       return;
     }
-    if (path == kWellKnownPath) {
+    if (path == kChainPath || path == kUpgradePath) {
+      // The chain and the staged upgrades are public: anyone may check what is staged and
+      // `enclavia reproduce` it before it becomes due.
+      UpgradeState state = context->upgrade ? context->upgrade->Snapshot() : UpgradeState{};
+      json body = path == kChainPath ? ChainJson(state.chain) : StatusJson(state, NowUnix());
+      body["name"] = context->name;
+      reply(JsonResponse(200, body));
+    } else if (path == kWellKnownPath) {
       ServeAttestation(context, request, std::move(reply));
     } else {
       ServeHealth(context, std::move(reply));
@@ -351,6 +391,9 @@ http::Handler PublicHandler(std::shared_ptr<PublicContext> context) {
 
 // Record is one enclave the agent manages.
 struct Record {
+  std::string name;  // Its public name (the key of `records`).
+  // spec.name is the provider's instance name: the public name, or after an upgrade
+  // "NAME-u<request hash prefix>" (two instances run side by side during an activation).
   LaunchSpec spec;
   uint16_t port = 0;
   uint64_t restarts = 0;
@@ -363,6 +406,8 @@ struct Record {
   bool egress = false;                      // Its image enables [egress].
   std::unique_ptr<EgressDialer> dialer;     // Its egress port, while it runs.
   EgressStats egress_base;                  // Counters of this enclave's earlier dialers.
+  std::shared_ptr<UpgradeShared> upgrade = std::make_shared<UpgradeShared>();
+  std::unique_ptr<UpgradeHostService> upgrade_service;  // Its parent upgrade port, while it runs.
 };
 
 
@@ -489,6 +534,12 @@ struct Agent::Impl {
   Result<void> StartEgress(Record& record);
   void StopEgress(Record& record);
   std::optional<net::Address> WitnessAddress(const std::string& name) const;
+  Result<void> StartUpgradeService(Record& record);
+  void StopUpgradeService(Record& record);
+  // StartServices starts what a running enclave's parent ports serve: storage, egress, upgrade.
+  // On failure nothing of them is left running.
+  Result<void> StartServices(Record& record);
+  void StopServices(Record& record);
   void StopRelay(Record& record);
   void UpdateInfo(Record& record, const EnclaveInfo& info);
   void Refresh();
@@ -502,6 +553,11 @@ struct Agent::Impl {
   http::Response DoVolumes();
   http::Response DoVolume(const std::string& name, const std::string& action,
                           const http::Request& request);
+  http::Response DoUpgrade(const std::string& name, const std::string& action,
+                           const std::string& body);
+  http::Response DoStage(Record& record, const json& body);
+  http::Response DoRevoke(Record& record, const json& body);
+  http::Response DoActivate(Record& record, const json& body);
 
   // ---- The API (on io) ----
 
@@ -557,6 +613,7 @@ Result<void> Agent::Impl::SaveState() {
     std::lock_guard<std::mutex> lock(mu);
     for (const auto& [name, record] : records) {
       enclaves.push_back({{"name", name},
+                          {"instance", record.spec.name},
                           {"eif", record.spec.eif_path},
                           {"debug", record.spec.debug},
                           {"cpus", record.spec.cpus},
@@ -574,6 +631,10 @@ Result<void> Agent::Impl::SaveState() {
       }
       if (record.egress) {
         enclaves.back()["egress"] = true;
+      }
+      UpgradeState upgrade = record.upgrade->Snapshot();
+      if (upgrade.chained() || !upgrade.staged.empty()) {
+        enclaves.back()["upgrade"] = UpgradeStateJson(upgrade);
       }
     }
   }
@@ -594,9 +655,13 @@ Result<Record> ParseRecord(const json& entry) {
     return Error(Code::kMalformed, "an enclave entry is not an object");
   }
   Record record;
-  ASSIGN_OR_RETURN(record.spec.name, GetString(entry, "name", true));
-  if (!config::ValidEnclaveName(record.spec.name)) {
-    return Error(Code::kMalformed, "bad enclave name " + OneLine(record.spec.name));
+  ASSIGN_OR_RETURN(record.name, GetString(entry, "name", true));
+  ASSIGN_OR_RETURN(record.spec.name, GetString(entry, "instance", false));
+  if (record.spec.name.empty()) {
+    record.spec.name = record.name;
+  }
+  if (!config::ValidEnclaveName(record.name) || !config::ValidEnclaveName(record.spec.name)) {
+    return Error(Code::kMalformed, "bad enclave name " + OneLine(record.name));
   }
   ASSIGN_OR_RETURN(record.spec.eif_path, GetString(entry, "eif", false));
   ASSIGN_OR_RETURN(record.spec.debug, GetBool(entry, "debug"));
@@ -625,6 +690,9 @@ Result<Record> ParseRecord(const json& entry) {
     ASSIGN_OR_RETURN(record.volume, ParseVolumeSpec(*it));
   }
   ASSIGN_OR_RETURN(record.egress, GetBool(entry, "egress"));
+  if (auto it = entry.find("upgrade"); it != entry.end() && !it->is_null()) {
+    ASSIGN_OR_RETURN(record.upgrade->state, ParseUpgradeState(*it));
+  }
   if (auto it = entry.find("pcrs"); it != entry.end() && it->is_object()) {
     for (const auto& [key, value] : it->items()) {
       if (!value.is_string() || key.empty() || key.size() > 2 ||
@@ -641,8 +709,9 @@ Result<Record> ParseRecord(const json& entry) {
 
 Result<std::unique_ptr<Relay>> Agent::Impl::StartRelay(Record& record, uint16_t port) {
   auto context = std::make_shared<PublicContext>(io, log);
-  context->name = record.spec.name;
+  context->name = record.name;
   context->endpoint = record.info.endpoint;
+  context->upgrade = record.upgrade;
   context->timeout = options.attestation_timeout;
   context->max_in_flight = options.max_attestation_requests;
   if (record.context) {  // Keep the count across relays (restarts).
@@ -690,8 +759,8 @@ void Agent::Impl::StopRelay(Record& record) {
 
 Result<void> Agent::Impl::StartStorage(Record& record) {
   auto storage = EnclaveStorage::Start(
-      record.spec.name, record.volume, record.info.endpoint, Path("volumes"),
-      [this](const std::string& name) { return WitnessAddress(name); });
+      record.name, record.volume, record.info.endpoint, Path("volumes"),
+      [this](const std::string& name) { return WitnessAddress(name); }, record.spec.name);
   if (!storage) {
     return std::move(storage).error().WithContext("cannot serve the enclave's storage");
   }
@@ -725,7 +794,7 @@ Result<void> Agent::Impl::StartEgress(Record& record) {
   if (!record.egress) {
     return Ok();
   }
-  std::string name = record.spec.name;
+  std::string name = record.name;
   auto dialer = EgressDialer::Start(
       transport::HostListenForEnclave(record.info.endpoint, transport::kEgressPort),
       options.egress, [log = log, name](const EgressConnectionLog& entry) {
@@ -793,7 +862,7 @@ void Agent::Impl::UpdateInfo(Record& record, const EnclaveInfo& info) {
     if (info.exit_status >= 0) {
       fields["exit_status"] = info.exit_status;
     }
-    log->Warn("enclave_stopped", record.spec.name, std::move(fields));
+    log->Warn("enclave_stopped", record.name, std::move(fields));
   }
 }
 
@@ -808,7 +877,7 @@ void Agent::Impl::Refresh() {
     by_name[info.name] = &info;
   }
   for (auto& [name, record] : records) {
-    auto it = by_name.find(name);
+    auto it = by_name.find(record.spec.name);
     if (it != by_name.end()) {
       UpdateInfo(record, *it->second);
     } else if (record.info.state != EnclaveState::kStopped) {
@@ -875,8 +944,8 @@ Result<void> Agent::Impl::LoadStateAndReattach() {
   // runs is served again at once; one it no longer runs (or no longer knows) is kept and reported
   // "stopped", its port held, until it is restarted or deleted.
   for (Record& record : saved) {
-    std::string name = record.spec.name;
-    auto it = running.find(name);
+    std::string name = record.name;
+    auto it = running.find(record.spec.name);
     if (it != running.end()) {
       record.info = std::move(it->second);
       running.erase(it);
@@ -887,6 +956,9 @@ Result<void> Agent::Impl::LoadStateAndReattach() {
       }
       if (auto egress_started = StartEgress(record); !egress_started) {
         log->Err("egress_failed", name, {{"error", egress_started.error().message()}});
+      }
+      if (auto upgrade_started = StartUpgradeService(record); !upgrade_started) {
+        log->Err("upgrade_service_failed", name, {{"error", upgrade_started.error().message()}});
       }
     }
     auto relay = StartRelay(record, record.port);
@@ -908,6 +980,7 @@ Result<void> Agent::Impl::LoadStateAndReattach() {
   // serving them on new ports; without their image path they cannot be restarted, only deleted.
   for (auto& [name, info] : running) {
     Record record;
+    record.name = name;
     record.spec.name = name;
     record.spec.debug = info.debug;
     record.spec.cpus = info.cpus;
@@ -931,7 +1004,16 @@ Result<void> Agent::Impl::LoadStateAndReattach() {
 
 json Agent::Impl::EnclaveJson(const Record& record) const {
   const EnclaveInfo& info = record.info;
-  return {{"name", record.spec.name},
+  UpgradeState upgrade = record.upgrade->Snapshot();
+  json upgrade_summary = nullptr;
+  if (upgrade.chained()) {
+    upgrade_summary = {{"genesis", upgrade::DigestHex(upgrade::GenesisHash(upgrade.chain.front()))},
+                       {"length", upgrade.chain.size()},
+                       {"staged", upgrade.staged.size()}};
+  }
+  return {{"name", record.name},
+          {"instance", record.spec.name},
+          {"upgrade", std::move(upgrade_summary)},
           {"id", info.id},
           {"state", EnclaveStateName(info.state)},
           {"url", Url(record.port)},
@@ -974,8 +1056,8 @@ http::Response Agent::Impl::DoLaunch(const std::string& body) {
   if (request.is_discarded() || !request.is_object()) {
     return http::JsonError(400, "the body must be a JSON object");
   }
-  static const std::array<std::string_view, 7> kKeys = {
-      "name", "eif", "debug", "cpus", "memory_mib", "port", "storage"};
+  static const std::array<std::string_view, 8> kKeys = {
+      "name", "eif", "debug", "cpus", "memory_mib", "port", "storage", "chain"};
   for (const auto& [key, value] : request.items()) {
     if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end()) {
       return http::JsonError(400, "unknown field \"" + OneLine(key) + "\"");
@@ -1007,9 +1089,28 @@ http::Response Agent::Impl::DoLaunch(const std::string& body) {
   if (spec.eif_path.empty() || spec.eif_path.front() != '/') {
     return http::JsonError(400, "\"eif\" must be an absolute path");
   }
-  if (records.count(spec.name) != 0) {
+  if (records.count(spec.name) != 0 ||
+      std::any_of(records.begin(), records.end(),
+                  [&](const auto& entry) { return entry.second.spec.name == spec.name; })) {
     return http::JsonError(409,
                            "enclave " + spec.name + " already exists; rm it or pick another name");
+  }
+  // The chain (docs/upgrade.md): [genesis] from `enclavia deploy --control-key`, or a longer one
+  // (a relaunch). The host only checks its shape; the enclave verifies it at boot.
+  UpgradeState upgrade_state;
+  if (auto it = request.find("chain"); it != request.end() && !it->is_null()) {
+    auto chain = ParseChainJson(*it);
+    if (!chain) {
+      return http::JsonError(400, chain.error().message());
+    }
+    if (!chain->empty()) {
+      auto genesis = upgrade::ParseGenesis(chain->front());
+      if (!genesis) {
+        return http::JsonError(400, "the chain's first entry is not a genesis: " +
+                                        genesis.error().message());
+      }
+    }
+    upgrade_state.chain = std::move(*chain);
   }
   VolumeSpec volume;
   if (auto it = request.find("storage"); it != request.end() && !it->is_null()) {
@@ -1033,17 +1134,26 @@ http::Response Agent::Impl::DoLaunch(const std::string& body) {
     return http::FromError(launched.error());
   }
   Record record;
+  record.name = spec.name;
   record.spec = spec;
   record.info = std::move(*launched);
   record.volume = volume;
+  record.upgrade->state = std::move(upgrade_state);
   record.egress = ImageEgress(spec.name, spec.eif_path);
+  if (auto upgrade_started = StartUpgradeService(record); !upgrade_started) {
+    (void)options.provider->Terminate(spec.name);
+    log->Warn("launch_failed", spec.name, {{"error", upgrade_started.error().message()}});
+    return http::FromError(upgrade_started.error());
+  }
   if (auto storage = StartStorage(record); !storage) {
+    StopUpgradeService(record);
     (void)options.provider->Terminate(spec.name);
     log->Warn("launch_failed", spec.name, {{"error", storage.error().message()}});
     return http::FromError(storage.error());
   }
   if (auto egress_started = StartEgress(record); !egress_started) {
     StopStorage(record);
+    StopUpgradeService(record);
     (void)options.provider->Terminate(spec.name);
     log->Warn("launch_failed", spec.name, {{"error", egress_started.error().message()}});
     return http::FromError(egress_started.error());
@@ -1053,6 +1163,7 @@ http::Response Agent::Impl::DoLaunch(const std::string& body) {
     // Nothing left behind: the enclave goes too.
     StopEgress(record);
     StopStorage(record);
+    StopUpgradeService(record);
     (void)options.provider->Terminate(spec.name);
     log->Warn("launch_failed", spec.name, {{"error", relay.error().message()}});
     return http::FromError(relay.error().WithContext("cannot start the relay"));
@@ -1090,7 +1201,7 @@ http::Response Agent::Impl::DoGet(const std::string& name) {
   if (it == records.end()) {
     return http::JsonError(404, "no enclave named " + OneLine(name));
   }
-  auto info = options.provider->Describe(name);
+  auto info = options.provider->Describe(it->second.spec.name);
   if (info) {
     UpdateInfo(it->second, *info);
   } else if (info.error().code() == Code::kNotFound) {
@@ -1108,13 +1219,14 @@ http::Response Agent::Impl::DoDelete(const std::string& name) {
   if (it == records.end()) {
     return http::JsonError(404, "no enclave named " + OneLine(name));
   }
-  auto terminated = options.provider->Terminate(name);
+  auto terminated = options.provider->Terminate(it->second.spec.name);
   if (!terminated && terminated.error().code() != Code::kNotFound) {
     log->Err("terminate_failed", name, {{"error", terminated.error().message()}});
     return http::FromError(terminated.error());
   }
   StopRelay(it->second);
   StopEgress(it->second);
+  StopUpgradeService(it->second);
   StopStorage(it->second);  // The volume's objects stay: a new deploy of NAME attaches them.
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -1140,12 +1252,13 @@ http::Response Agent::Impl::DoRestart(const std::string& name) {
   }
   // The enclave stops first, while its storage port still serves: a clean stop commits its
   // volume on the way out.
-  auto terminated = options.provider->Terminate(name);
+  auto terminated = options.provider->Terminate(record.spec.name);
   if (!terminated && terminated.error().code() != Code::kNotFound) {
     log->Err("terminate_failed", name, {{"error", terminated.error().message()}});
     return http::FromError(terminated.error());
   }
   StopEgress(record);
+  StopUpgradeService(record);
   StopStorage(record);
   StopRelay(record);
   {
@@ -1170,6 +1283,11 @@ http::Response Agent::Impl::DoRestart(const std::string& name) {
     (void)SaveState();
     log->Err("restart_failed", name, {{"error", egress_started.error().message()}});
     return http::FromError(egress_started.error().WithContext("restart of " + name));
+  }
+  if (auto upgrade_started = StartUpgradeService(record); !upgrade_started) {
+    (void)SaveState();
+    log->Err("restart_failed", name, {{"error", upgrade_started.error().message()}});
+    return http::FromError(upgrade_started.error().WithContext("restart of " + name));
   }
   auto relay = StartRelay(record, record.port);
   if (!relay) {
@@ -1290,6 +1408,390 @@ http::Response Agent::Impl::DoVolume(const std::string& name, const std::string&
   return http::JsonError(404, "unknown volume action " + OneLine(action));
 }
 
+Result<void> Agent::Impl::StartUpgradeService(Record& record) {
+  UpgradeHostService::Handlers handlers;
+  std::shared_ptr<UpgradeShared> shared = record.upgrade;
+  handlers.chain = [shared] { return shared->Snapshot().ToHostChain(); };
+  handlers.successor = [shared] {
+    std::lock_guard<std::mutex> lock(shared->mu);
+    return shared->successor;
+  };
+  auto service = UpgradeHostService::Start(
+      transport::HostListenForEnclave(record.info.endpoint, upgrade::kParentUpgradePort),
+      std::move(handlers));
+  if (!service) {
+    return std::move(service).error().WithContext("cannot serve the enclave's upgrade port");
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  record.upgrade_service = std::move(*service);
+  return Ok();
+}
+
+void Agent::Impl::StopUpgradeService(Record& record) {
+  std::unique_ptr<UpgradeHostService> service;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    service = std::move(record.upgrade_service);
+  }
+  service.reset();  // Joins its connections (a successor pipe among them) without `mu`.
+}
+
+Result<void> Agent::Impl::StartServices(Record& record) {
+  RETURN_IF_ERROR(StartUpgradeService(record));
+  if (auto storage = StartStorage(record); !storage) {
+    StopUpgradeService(record);
+    return storage;
+  }
+  if (auto egress_started = StartEgress(record); !egress_started) {
+    StopStorage(record);
+    StopUpgradeService(record);
+    return egress_started;
+  }
+  return Ok();
+}
+
+void Agent::Impl::StopServices(Record& record) {
+  StopEgress(record);
+  StopUpgradeService(record);
+  StopStorage(record);
+}
+
+namespace {
+
+// UpgradeError answers an upgrade refusal: the enclave's (or the chain's) one-line reason, as a
+// 409 when it is a decision (policy, signature) rather than a fault.
+http::Response UpgradeError(const Error& error) {
+  int status = http::StatusFor(error);
+  if (error.code() == Code::kPolicyViolation || error.code() == Code::kVerifyFailed) {
+    status = 409;
+  }
+  return http::JsonError(status, OneLine(error.message()));
+}
+
+Result<Bytes> GetBase64(const json& object, const char* key) {
+  ASSIGN_OR_RETURN(std::string text, GetString(object, key, true));
+  auto bytes = Base64Decode(text);
+  if (!bytes || bytes->empty() || bytes->size() > upgrade::kMaxEntrySize) {
+    return Error(Code::kInvalidArgument, std::string("\"") + key + "\" must be base64 of a signed "
+                                                                   "entry (at most 24 KiB)");
+  }
+  return std::move(*bytes);
+}
+
+// InstanceName is the provider name of the successor an activation launches: two instances of
+// one enclave run side by side until the old one hands over.
+std::string InstanceName(const std::string& name, const std::string& request_hash) {
+  return name.substr(0, 53) + "-u" + request_hash.substr(0, 8);
+}
+
+json StagedJson(const StagedUpgrade& staged, uint64_t now) {
+  json pcrs = json::object();
+  for (const auto& [index, hex] : staged.new_pcrs) {
+    pcrs[std::to_string(index)] = hex;
+  }
+  return {{"id", staged.id},
+          {"request", staged.request_hash},
+          {"new_pcrs", std::move(pcrs)},
+          {"staged_at", staged.staged_at},
+          {"due_at", staged.due_at},
+          {"seconds_left", staged.due_at > now ? staged.due_at - now : 0},
+          {"revoked", staged.revoked},
+          {"receipt", Base64Encode(staged.receipt)}};
+}
+
+std::string UnixTimeText(uint64_t unix_seconds) {
+  return FormatRfc3339(std::chrono::system_clock::time_point(
+      std::chrono::seconds(static_cast<int64_t>(unix_seconds))));
+}
+
+}  // namespace
+
+http::Response Agent::Impl::DoUpgrade(const std::string& name, const std::string& action,
+                                      const std::string& body) {
+  auto it = records.find(name);
+  if (it == records.end()) {
+    return http::JsonError(404, "no enclave named " + OneLine(name));
+  }
+  Record& record = it->second;
+  if (action == "chain" || action == "upgrade") {
+    UpgradeState state = record.upgrade->Snapshot();
+    json out = action == "chain" ? ChainJson(state.chain) : StatusJson(state, NowUnix());
+    out["name"] = name;
+    out["url"] = Url(record.port);
+    return JsonResponse(200, out);
+  }
+  json request = json::parse(body.empty() ? std::string("{}") : body, nullptr, false);
+  if (request.is_discarded() || !request.is_object()) {
+    return http::JsonError(400, "the body must be a JSON object");
+  }
+  if (!record.upgrade->Snapshot().chained()) {
+    return http::JsonError(409, "enclave " + name +
+                                    " has no upgrade chain (it was deployed without --control-key "
+                                    "or --managed-key): it cannot be upgraded, only redeployed");
+  }
+  if (record.info.state != EnclaveState::kRunning) {
+    return http::JsonError(409, "enclave " + name + " is not running");
+  }
+  if (action == "upgrade/stage") {
+    return DoStage(record, request);
+  }
+  if (action == "upgrade/revoke") {
+    return DoRevoke(record, request);
+  }
+  return DoActivate(record, request);
+}
+
+http::Response Agent::Impl::DoStage(Record& record, const json& body) {
+  auto entry = GetBase64(body, "request");
+  auto eif = GetString(body, "eif", true);
+  if (!entry || !eif) {
+    return http::JsonError(400, (!entry ? entry.error() : eif.error()).message());
+  }
+  if (eif->empty() || eif->front() != '/') {
+    return http::JsonError(400, "\"eif\" must be an absolute path");
+  }
+  UpgradeState state = record.upgrade->Snapshot();
+  if (state.staged.size() >= 16) {
+    return http::JsonError(409, "16 upgrades are staged already: revoke some first");
+  }
+  upgrade::Message message;
+  message.type = upgrade::MessageType::kStage;
+  message.entry = *entry;
+  auto answer = upgrade::Call(
+      transport::HostToEnclave(record.info.endpoint, upgrade::kEnclaveUpgradePort), message,
+      kStageTimeout);
+  if (!answer) {
+    log->Warn("upgrade_stage_refused", record.name,
+              {{"error", OneLine(answer.error().message())}});
+    return UpgradeError(answer.error());
+  }
+  if (answer->type != upgrade::MessageType::kStaged) {
+    return http::JsonError(502, "the enclave's answer to stage is not a staging receipt");
+  }
+  auto staged = DescribeStaged(state.chain, *entry, answer->entry, *eif);
+  if (!staged) {
+    return http::JsonError(502, "the enclave's staging receipt does not parse: " +
+                                    OneLine(staged.error().message()));
+  }
+  {
+    std::lock_guard<std::mutex> lock(record.upgrade->mu);
+    auto& list = record.upgrade->state.staged;
+    list.erase(std::remove_if(list.begin(), list.end(),
+                              [&](const StagedUpgrade& s) {
+                                return s.request_hash == staged->request_hash;
+                              }),
+               list.end());
+    list.push_back(*staged);
+  }
+  (void)SaveState();
+  log->Info("upgrade_staged", record.name,
+            {{"id", staged->id},
+             {"request", staged->request_hash},
+             {"due_at", staged->due_at},
+             {"eif", staged->eif_path}});
+  return JsonResponse(200, StagedJson(*staged, NowUnix()));
+}
+
+http::Response Agent::Impl::DoRevoke(Record& record, const json& body) {
+  auto entry = GetBase64(body, "revocation");
+  if (!entry) {
+    return http::JsonError(400, entry.error().message());
+  }
+  auto revocation = upgrade::ParseRevocation(*entry);
+  if (!revocation) {
+    return http::JsonError(400, OneLine(revocation.error().message()));
+  }
+  std::string hash = upgrade::DigestHex(revocation->request);
+  UpgradeState state = record.upgrade->Snapshot();
+  if (state.Find(hash) == nullptr) {
+    return http::JsonError(404, "no staged request " + hash.substr(0, 16) + " for " + record.name);
+  }
+  upgrade::Message message;
+  message.type = upgrade::MessageType::kRevoke;
+  message.entry = *entry;
+  auto answer = upgrade::Call(
+      transport::HostToEnclave(record.info.endpoint, upgrade::kEnclaveUpgradePort), message,
+      kStageTimeout);
+  if (!answer) {
+    log->Warn("upgrade_revoke_refused", record.name,
+              {{"error", OneLine(answer.error().message())}});
+    return UpgradeError(answer.error());
+  }
+  StagedUpgrade revoked;
+  {
+    std::lock_guard<std::mutex> lock(record.upgrade->mu);
+    StagedUpgrade* staged = record.upgrade->state.Find(hash);
+    if (staged != nullptr) {
+      staged->revoked = true;
+      staged->revocation_b64 = Base64Encode(*entry);
+      revoked = *staged;
+    }
+  }
+  (void)SaveState();
+  log->Warn("upgrade_revoked", record.name, {{"id", revoked.id}, {"request", hash}});
+  return JsonResponse(200, StagedJson(revoked, NowUnix()));
+}
+
+http::Response Agent::Impl::DoActivate(Record& record, const json& body) {
+  auto id = GetString(body, "id", false);
+  auto force = GetBool(body, "force");
+  if (!id || !force) {
+    return http::JsonError(400, (!id ? id.error() : force.error()).message());
+  }
+  UpgradeState state = record.upgrade->Snapshot();
+  const StagedUpgrade* chosen = nullptr;
+  if (!id->empty()) {
+    chosen = state.Find(*id);
+    if (chosen == nullptr) {
+      return http::JsonError(404, "no staged request " + OneLine(*id) + " for " + record.name);
+    }
+  } else {
+    std::vector<const StagedUpgrade*> open;
+    for (const StagedUpgrade& s : state.staged) {
+      if (!s.revoked) {
+        open.push_back(&s);
+      }
+    }
+    if (open.empty()) {
+      return http::JsonError(409, "nothing is staged for " + record.name +
+                                      ": run `enclavia upgrade stage` first");
+    }
+    if (open.size() > 1) {
+      return http::JsonError(409, "several requests are staged for " + record.name +
+                                      ": name the one to activate");
+    }
+    chosen = open.front();
+  }
+  StagedUpgrade target = *chosen;
+  uint64_t now = NowUnix();
+  // The host checks what it can say clearly; the old enclave decides, on its own clock
+  // (`force` skips the host's checks, so that the enclave's own refusal can be seen).
+  if (!*force) {
+    if (target.revoked) {
+      return http::JsonError(409, "request " + target.id + " was revoked: it cannot be activated");
+    }
+    if (now < target.due_at) {
+      return http::JsonError(409, "request " + target.id + " is not due until " +
+                                      UnixTimeText(target.due_at) + " (in " +
+                                      std::to_string(target.due_at - now) + " s)");
+    }
+  }
+  std::string instance = InstanceName(record.name, target.request_hash);
+  for (const auto& [other, other_record] : records) {
+    if (other == instance || other_record.spec.name == instance) {
+      return http::JsonError(409, "the successor's instance name " + instance +
+                                      " is taken by enclave " + other);
+    }
+  }
+  if (options.provider->Describe(instance)) {
+    (void)options.provider->Terminate(instance);  // A failed activation's leftover.
+  }
+  LaunchSpec spec = record.spec;
+  spec.name = instance;
+  spec.eif_path = target.eif_path;
+  auto launched = options.provider->Launch(spec);
+  if (!launched) {
+    log->Warn("upgrade_activate_failed", record.name,
+              {{"id", target.id}, {"error", OneLine(launched.error().message())}});
+    return http::FromError(launched.error().WithContext("cannot launch the successor"));
+  }
+  Record next;
+  next.name = record.name;
+  next.spec = spec;
+  next.info = std::move(*launched);
+  next.port = record.port;
+  next.volume = record.volume;
+  next.egress = ImageEgress(record.name, spec.eif_path);
+  next.upgrade->state.chain = state.chain;
+  next.upgrade->state.pending = target.request;
+  next.upgrade->state.staged = {target};  // The successor checks the pending request's receipt.
+  auto abandon = [&](const Error& error) {
+    StopServices(next);
+    (void)options.provider->Terminate(instance);
+    log->Warn("upgrade_activate_failed", record.name,
+              {{"id", target.id}, {"instance", instance}, {"error", OneLine(error.message())}});
+    return UpgradeError(error);
+  };
+  if (auto services = StartServices(next); !services) {
+    return abandon(services.error());
+  }
+  log->Info("upgrade_successor_launched", record.name,
+            {{"id", target.id}, {"instance", instance}, {"eif", spec.eif_path}});
+  {
+    std::lock_guard<std::mutex> lock(record.upgrade->mu);
+    record.upgrade->successor = transport::HostToEnclave(next.info.endpoint, transport::kIngressPort);
+  }
+  upgrade::Message message;
+  message.type = upgrade::MessageType::kActivate;
+  auto hash = HexDecode(target.request_hash);
+  message.entry = hash ? *hash : Bytes{};
+  auto answer = upgrade::Call(
+      transport::HostToEnclave(record.info.endpoint, upgrade::kEnclaveUpgradePort), message,
+      kActivateTimeout);
+  {
+    std::lock_guard<std::mutex> lock(record.upgrade->mu);
+    record.upgrade->successor.reset();
+  }
+  if (!answer) {
+    return abandon(answer.error());
+  }
+  if (answer->type != upgrade::MessageType::kActivated || answer->entry.empty()) {
+    return abandon(Error(Code::kMalformed, "the enclave's answer to activate is not a receipt"));
+  }
+  std::vector<Bytes> chain = AppendActivation(state.chain, target, answer->entry);
+
+  // The old instance is superseded (it refuses everything now): stop it and its ports, and
+  // serve the name from its successor, on the same public port.
+  std::string old_instance = record.spec.name;
+  if (auto terminated = options.provider->Terminate(old_instance);
+      !terminated && terminated.error().code() != Code::kNotFound) {
+    log->Err("terminate_failed", record.name,
+             {{"instance", old_instance}, {"error", terminated.error().message()}});
+  }
+  StopRelay(record);
+  StopServices(record);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    record.spec = next.spec;
+    record.info = next.info;
+    record.egress = next.egress;
+    record.storage = std::move(next.storage);
+    record.dialer = std::move(next.dialer);
+    record.upgrade_service = std::move(next.upgrade_service);
+    record.upgrade = next.upgrade;
+  }
+  {
+    std::lock_guard<std::mutex> lock(record.upgrade->mu);
+    record.upgrade->state.chain = chain;
+    record.upgrade->state.staged.clear();  // They extended the old head: void now.
+    record.upgrade->state.pending.reset();
+  }
+  auto relay = StartRelay(record, record.port);
+  if (relay) {
+    std::lock_guard<std::mutex> lock(mu);
+    record.relay = std::move(*relay);
+  } else {
+    log->Err("relay_failed", record.name,
+             {{"port", record.port}, {"error", relay.error().message()}});
+  }
+  (void)SaveState();
+  UpgradeState after = record.upgrade->Snapshot();
+  json status = StatusJson(after, NowUnix());
+  log->Info("enclave_upgraded", record.name,
+            {{"id", target.id},
+             {"from", old_instance},
+             {"instance", instance},
+             {"length", chain.size()},
+             {"head", status.value("head", json(nullptr))}});
+  json out = EnclaveJson(record);
+  out["activated"] = {{"id", target.id},
+                      {"request", target.request_hash},
+                      {"receipt", Base64Encode(answer->entry)},
+                      {"length", chain.size()},
+                      {"head", status["head"]}};
+  return JsonResponse(200, out);
+}
+
 http::Response Agent::Impl::DoConsole(const std::string& name, const http::Request& request) {
   if (records.count(name) == 0) {
     return http::JsonError(404, "no enclave named " + OneLine(name));
@@ -1302,7 +1804,7 @@ http::Response Agent::Impl::DoConsole(const std::string& name, const http::Reque
     }
     offset = std::stoull(*text);
   }
-  auto console = options.provider->Console(name, offset);
+  auto console = options.provider->Console(records.at(name).spec.name, offset);
   if (!console) {
     return http::FromError(console.error());
   }
@@ -1578,6 +2080,18 @@ void Agent::Impl::RouteApi(http::Request request, http::Reply reply) {
                 [this, name, request = std::move(request)] { return DoConsole(name, request); });
       return;
     }
+    if (action == "chain" || action == "upgrade" || action == "upgrade/stage" ||
+        action == "upgrade/revoke" || action == "upgrade/activate") {
+      bool get = action == "chain" || action == "upgrade";
+      if ((get && method != "GET") || (!get && method != "POST")) {
+        wrong_method(get ? "GET" : "POST");
+        return;
+      }
+      OnControl(std::move(reply), [this, name, action, body = std::move(request.body)] {
+        return DoUpgrade(name, action, body);
+      });
+      return;
+    }
   }
   reply(http::JsonError(404, "not found: " + OneLine(path)));
 }
@@ -1676,7 +2190,7 @@ void Agent::Stop() {
   bool terminate = self.options.terminate_on_exit && self.started;
   if (terminate) {
     for (auto& [name, record] : self.records) {
-      auto terminated = self.options.provider->Terminate(name);
+      auto terminated = self.options.provider->Terminate(record.spec.name);
       if (terminated || terminated.error().code() == Code::kNotFound) {
         self.log->Info("enclave_terminated", name);
       } else {

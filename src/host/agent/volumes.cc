@@ -209,7 +209,8 @@ Result<std::unique_ptr<EnclaveStorage>> EnclaveStorage::Start(const std::string&
                                                               const VolumeSpec& spec,
                                                               const transport::Endpoint& endpoint,
                                                               const std::string& volumes_dir,
-                                                              WitnessAddress witness_address) {
+                                                              WitnessAddress witness_address,
+                                                              const std::string& kms_key_id) {
   std::unique_ptr<EnclaveStorage> out(new EnclaveStorage());
   out->spec_ = spec;
   ServiceOptions options;
@@ -218,7 +219,7 @@ Result<std::unique_ptr<EnclaveStorage>> EnclaveStorage::Start(const std::string&
     storage::wire::Attachment attachment;
     attachment.label = name;
     attachment.size_bytes = spec.size_bytes;
-    attachment.kms_key_id = name;
+    attachment.kms_key_id = kms_key_id.empty() ? name : kms_key_id;
     attachment.witnesses = static_cast<uint8_t>(spec.witnesses.size());
     attachment.recovery_statement = spec.recovery_statement;
     options.attachment = attachment;

@@ -72,11 +72,14 @@ class EnclaveStorage {
 
   // Start serves the enclave's storage port (every enclave gets one: without a volume it answers
   // "no volume", so the enclave's storage daemon need not wait) and its witness ports.
+  // `kms_key_id` names the KMS key the enclave's volume key is wrapped under (empty: `name`); an
+  // upgraded enclave's is its own instance's key, bound to its own PCR0 (docs/upgrade.md).
   static Result<std::unique_ptr<EnclaveStorage>> Start(const std::string& name,
                                                        const VolumeSpec& spec,
                                                        const transport::Endpoint& endpoint,
                                                        const std::string& volumes_dir,
-                                                       WitnessAddress witness_address);
+                                                       WitnessAddress witness_address,
+                                                       const std::string& kms_key_id = "");
   ~EnclaveStorage();
 
   // Json is the "storage" of `enclavia inspect`: the spec, the enclave's last status report

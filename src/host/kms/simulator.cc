@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <utility>
 
 #include <sys/socket.h>
@@ -49,10 +50,34 @@ Result<void> CheckPolicy(const KeyPolicy& policy) {
 }
 
 std::string Short(ByteSpan value) {
-  return HexEncode(value.first(std::min<size_t>(value.size(), 6))) + "…";
+  return HexEncode(value.first(std::min<size_t>(value.size(), 6))) + "...";
 }
 
 }  // namespace
+
+Result<KeyPolicy> ImagePolicy(ByteSpan pcr0, bool debug) {
+  if (pcr0.size() != attestation::kPcrSize) {
+    return Error(Code::kInvalidArgument, "kms: PCR0 must be 48 bytes");
+  }
+  KeyPolicy policy;
+  policy.pcrs[0] = debug ? Bytes(attestation::kPcrSize, 0) : Bytes(pcr0.begin(), pcr0.end());
+  policy.allow_debug = debug;
+  return policy;
+}
+
+std::string ImageKeyId(std::string_view name, ByteSpan pcr0) {
+  std::string id;
+  for (char c : name.substr(0, 40)) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    id.push_back(ok ? c : '_');
+  }
+  if (id.empty() || id[0] == '.') {
+    id.insert(id.begin(), 'k');
+  }
+  id.append("-").append(HexEncode(pcr0.first(std::min<size_t>(pcr0.size(), 8))));
+  return id;
+}
 
 struct KmsSimulator::Key {
   crypto::AeadKey master;
@@ -185,7 +210,7 @@ Result<kms::KmsResponse> KmsSimulator::Handle(const kms::KmsRequest& request) co
     auto id = reader.ReadPrefixed8();
     auto n = reader.ReadBytes(crypto::kAeadNonceSize);
     if (!version || *version != kBlobVersion || !id || !n ||
-        reader.remaining() < crypto::kAeadTagSize + kms::kDataKeySize) {
+        reader.remaining() < crypto::kAeadTagSize + 1) {
       return BadBlob();
     }
     key_id = std::string(AsString(*id));
@@ -216,27 +241,39 @@ Result<kms::KmsResponse> KmsSimulator::Handle(const kms::KmsRequest& request) co
 
   kms::KmsResponse response;
   crypto::SecretBytes data_key;
+  if (request.op == kms::Operation::kEncrypt) {
+    if (request.plaintext.empty() || request.plaintext.size() > kms::kMaxPlaintextSize) {
+      return Error(Code::kInvalidArgument, "kms: plaintext must be 1..4096 bytes");
+    }
+    ASSIGN_OR_RETURN(response.blob, SealBlob(key, key_id, request.plaintext));
+    return response;  // Nothing to seal back: the caller had the plaintext.
+  }
   if (request.op == kms::Operation::kGenerateDataKey) {
     data_key = crypto::SecretBytes(kms::kDataKeySize);
     crypto::RandomFill(data_key.MutableBytes());
-    Bytes header = BlobHeader(key_id);
-    std::array<uint8_t, crypto::kAeadNonceSize> fresh{};
-    crypto::RandomFill(fresh);
-    ASSIGN_OR_RETURN(Bytes ciphertext, key.master.Seal(fresh, header, data_key.Expose()));
-    Writer out;
-    out.WriteBytes(header);
-    out.WriteBytes(fresh);
-    out.WriteBytes(ciphertext);
-    response.blob = out.Finish();
+    ASSIGN_OR_RETURN(response.blob, SealBlob(key, key_id, data_key.Expose()));
   } else {
     auto opened = key.master.Open(nonce, BlobHeader(key_id), sealed);
-    if (!opened || opened->size() != kms::kDataKeySize) {
+    if (!opened || opened->size() == 0 || opened->size() > kms::kMaxPlaintextSize) {
       return BadBlob();
     }
     data_key = std::move(*opened);
   }
   ASSIGN_OR_RETURN(response.sealed_key, kms::SealToRecipient(data_key.Expose(), *doc.public_key));
   return response;
+}
+
+Result<Bytes> KmsSimulator::SealBlob(const Key& key, const std::string& key_id,
+                                     ByteSpan plaintext) {
+  Bytes header = BlobHeader(key_id);
+  std::array<uint8_t, crypto::kAeadNonceSize> fresh{};
+  crypto::RandomFill(fresh);
+  ASSIGN_OR_RETURN(Bytes ciphertext, key.master.Seal(fresh, header, plaintext));
+  Writer out;
+  out.WriteBytes(header);
+  out.WriteBytes(fresh);
+  out.WriteBytes(ciphertext);
+  return out.Finish();
 }
 
 Result<std::unique_ptr<KmsServer>> KmsServer::Start(const KmsSimulator& simulator,

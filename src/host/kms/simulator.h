@@ -39,6 +39,16 @@ struct KeyPolicy {
   bool operator==(const KeyPolicy&) const = default;
 };
 
+// ImagePolicy is the policy an enclave's key gets at deploy (the sandbox's EnsureKey): the
+// image's PCR0, or, for a debug-mode enclave (whose PCR0 reads all zero), all-zero PCR0 with
+// allow_debug. kInvalidArgument unless `pcr0` is 48 bytes.
+Result<KeyPolicy> ImagePolicy(ByteSpan pcr0, bool debug);
+// ImageKeyId names the key of enclave `name` for a successor image (upgrades, docs/upgrade.md):
+// the name cut to 40 characters, "-", then the first 8 bytes of `pcr0` in hex: a valid key id
+// (kms::ValidKeyId) for any deployment name, distinct per image. The first image keeps the key
+// named `name` itself.
+std::string ImageKeyId(std::string_view name, ByteSpan pcr0);
+
 struct KmsSimulatorOptions {
   std::function<SystemTime()> clock;  // Defaults to the system clock.
   // A request's document must be at most this old.
@@ -65,7 +75,9 @@ class KmsSimulator {
   // Handle answers one request: verifies the document (chain to the root, age, a 32-byte public
   // key), checks the key's policy (kPolicyViolation, one line naming the first PCR that differs),
   // then generates a data key and its blob, or opens a blob (kVerifyFailed if it was altered,
-  // kNotFound for an unknown key), and seals the data key to the document's public key.
+  // kNotFound for an unknown key), and seals the data key (or the opened plaintext) to the
+  // document's public key; or, for Encrypt, seals the request's plaintext under the key into a
+  // blob (the same format GenerateDataKey's blobs have) and returns only the blob.
   Result<kms::KmsResponse> Handle(const kms::KmsRequest& request) const;
 
  private:
@@ -73,6 +85,8 @@ class KmsSimulator {
   KmsSimulator(std::string dir, attestation::Verifier verifier, KmsSimulatorOptions options)
       : dir_(std::move(dir)), verifier_(std::move(verifier)), options_(std::move(options)) {}
   Result<Key> LoadKey(const std::string& key_id) const;
+  // SealBlob makes a ciphertext blob of `plaintext` under `key` (version, key id, nonce, AEAD).
+  static Result<Bytes> SealBlob(const Key& key, const std::string& key_id, ByteSpan plaintext);
   std::string KeyPath(const std::string& key_id) const;
 
   const std::string dir_;

@@ -81,6 +81,68 @@ TEST_F(KmsSimulatorTest, GeneratedKeysDecryptAgainForTheSameImage) {
   EXPECT_FALSE(crypto::ConstantTimeEqual(second->plaintext.Expose(), key->plaintext.Expose()));
 }
 
+TEST_F(KmsSimulatorTest, EncryptedPlaintextDecryptsForTheSameImage) {
+  auto client = Client(Nsm());
+  Bytes ring(2581);  // The size of a 64-entry key ring.
+  crypto::RandomFill(ring);
+  auto blob = client->Encrypt("volume", ring);
+  ASSERT_TRUE(blob) << blob.error().message();
+  EXPECT_GT(blob->size(), ring.size());
+  auto opened = Client(Nsm())->Decrypt(*blob);
+  ASSERT_TRUE(opened) << opened.error().message();
+  EXPECT_TRUE(crypto::ConstantTimeEqual(opened->Expose(), ring));
+
+  // A one-byte flip anywhere fails; sizes out of range are refused before anything is sent.
+  Bytes tampered = *blob;
+  tampered.back() ^= 1;
+  EXPECT_EQ(client->Decrypt(tampered).error().code(), Code::kVerifyFailed);
+  EXPECT_EQ(client->Encrypt("volume", {}).error().code(), Code::kInvalidArgument);
+  EXPECT_EQ(client->Encrypt("volume", Bytes(kms::kMaxPlaintextSize + 1)).error().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(client->Encrypt("../x", ring).error().code(), Code::kInvalidArgument);
+  EXPECT_EQ(client->Encrypt("nokey", ring).error().code(), Code::kNotFound);
+}
+
+TEST_F(KmsSimulatorTest, EncryptUnderAKeyOfAnotherImageIsRefused) {
+  auto refused = Client(Nsm(0x34))->Encrypt("volume", Bytes(32, 7));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), Code::kPolicyViolation);
+  EXPECT_NE(refused.error().message().find("PCR3"), std::string::npos)
+      << refused.error().message();
+}
+
+TEST_F(KmsSimulatorTest, ASuccessorRewrapsUnderTheKeyOfItsOwnImage) {
+  // The upgrade: the old image opens the ring, the new image (another PCR0) gets a key of its
+  // own and re-wraps; the old image cannot open the new blob, the new one cannot open the old.
+  Bytes new_pcr0 = Pcr(0x20);
+  auto policy = ImagePolicy(new_pcr0, /*debug=*/false);
+  ASSERT_TRUE(policy);
+  EXPECT_EQ(policy->pcrs.at(0), new_pcr0);
+  EXPECT_FALSE(ImagePolicy(Bytes(47), false));
+  EXPECT_EQ(ImagePolicy(new_pcr0, /*debug=*/true)->pcrs.at(0), Bytes(attestation::kPcrSize, 0));
+  const std::string id = ImageKeyId("my app", new_pcr0);
+  EXPECT_EQ(id, "my_app-2020202020202020");
+  EXPECT_TRUE(kms::ValidKeyId(id));
+  EXPECT_TRUE(kms::ValidKeyId(ImageKeyId(std::string(200, 'x'), new_pcr0)));
+  EXPECT_TRUE(kms::ValidKeyId(ImageKeyId(".", new_pcr0)));
+  ASSERT_TRUE(sim_->EnsureKey(id, *policy));
+
+  SimulatorOptions options;
+  options.boot_pcrs[0] = new_pcr0;
+  auto successor_nsm = NsmSimulator::Create(ca_, options);
+  ASSERT_TRUE(successor_nsm);
+  auto successor = Client(std::shared_ptr<attestation::Nsm>(std::move(*successor_nsm)));
+  auto old_blob = Client(Nsm())->Encrypt("volume", Bytes(32, 1));
+  ASSERT_TRUE(old_blob);
+  EXPECT_EQ(successor->Decrypt(*old_blob).error().code(), Code::kPolicyViolation);
+  auto new_blob = successor->Encrypt(id, Bytes(72, 2));
+  ASSERT_TRUE(new_blob) << new_blob.error().message();
+  auto opened = successor->Decrypt(*new_blob);
+  ASSERT_TRUE(opened);
+  EXPECT_EQ(opened->size(), 72u);
+  EXPECT_EQ(Client(Nsm())->Decrypt(*new_blob).error().code(), Code::kPolicyViolation);
+}
+
 TEST_F(KmsSimulatorTest, AnotherImageIsRefusedNamingThePcr) {
   auto key = Client(Nsm())->GenerateDataKey("volume");
   ASSERT_TRUE(key);
@@ -151,7 +213,7 @@ TEST_F(KmsSimulatorTest, AResponseIsUselessToAnyOtherKeyPair) {
   attest.public_key = Bytes(recipient.public_key.begin(), recipient.public_key.end());
   auto document = nsm->Attestation(attest);
   ASSERT_TRUE(document);
-  kms::KmsRequest request{kms::Operation::kGenerateDataKey, "volume", {}, *document};
+  kms::KmsRequest request{kms::Operation::kGenerateDataKey, "volume", {}, *document, {}};
   auto response = sim_->Handle(request);
   ASSERT_TRUE(response);
   EXPECT_TRUE(kms::OpenSealed(response->sealed_key, recipient));
@@ -163,7 +225,7 @@ TEST_F(KmsSimulatorTest, AResponseIsUselessToAnyOtherKeyPair) {
   // A document without a public key, or from another root, gets nothing.
   auto bare = nsm->Attestation({});
   ASSERT_TRUE(bare);
-  EXPECT_EQ(sim_->Handle({kms::Operation::kGenerateDataKey, "volume", {}, *bare}).error().code(),
+  EXPECT_EQ(sim_->Handle({kms::Operation::kGenerateDataKey, "volume", {}, *bare, {}}).error().code(),
             Code::kInvalidArgument);
   TempDir elsewhere;
   auto other_ca = SimulatorCa::LoadOrCreate(
@@ -177,7 +239,7 @@ TEST_F(KmsSimulatorTest, AResponseIsUselessToAnyOtherKeyPair) {
   ASSERT_TRUE(forged_nsm);
   auto forged = (*forged_nsm)->Attestation(attest);
   ASSERT_TRUE(forged);
-  EXPECT_FALSE(sim_->Handle({kms::Operation::kGenerateDataKey, "volume", {}, *forged}));
+  EXPECT_FALSE(sim_->Handle({kms::Operation::kGenerateDataKey, "volume", {}, *forged, {}}));
 }
 
 TEST_F(KmsSimulatorTest, KeysAreFilesOfMode0600AndEnsureKeyComparesPolicies) {

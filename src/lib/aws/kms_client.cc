@@ -88,10 +88,10 @@ Result<crypto::SecretBytes> OpenEnvelope(ByteSpan der, EVP_PKEY* key) {
   }
   const uint8_t* data = nullptr;
   long size = BIO_get_mem_data(out.get(), &data);
-  if (size != static_cast<long>(kms::kDataKeySize) || data == nullptr) {
+  if (size <= 0 || size > static_cast<long>(kms::kMaxPlaintextSize) || data == nullptr) {
     return failed;
   }
-  return crypto::SecretBytes(ByteSpan(data, kms::kDataKeySize));
+  return crypto::SecretBytes(ByteSpan(data, static_cast<size_t>(size)));
 }
 
 // KmsError turns a KMS error reply ({"__type": "...#AccessDeniedException", "message": ...}) into
@@ -141,6 +141,14 @@ Error KmsError(std::string_view operation, const HttpResponse& response) {
     text.append(": ").append(Printable(message));
   }
   return Error(code, std::move(text));
+}
+
+Result<Json> ParseReply(std::string_view operation, const std::string& body) {
+  Json reply = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!reply.is_object()) {
+    return Error(Code::kMalformed, "kms " + std::string(operation) + ": the reply is not JSON");
+  }
+  return reply;
 }
 
 Result<Bytes> Base64Field(const Json& reply, const char* name) {
@@ -208,37 +216,9 @@ Result<kms::DataKey> AwsKmsClient::Call(
   }
   body["Recipient"] = {{"KeyEncryptionAlgorithm", "RSAES_OAEP_SHA_256"},
                        {"AttestationDocument", Base64Encode(document)}};
-  HttpRequest http;
-  http.method = "POST";
-  http.url = url_;
-  http.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
-
-  ASSIGN_OR_RETURN(Credentials credentials, options_.credentials());
-  SigningRequest signing;
-  signing.method = "POST";
-  signing.path = "/";
-  signing.payload_hash = HexSha256(AsBytes(http.body));
-  signing.headers = {{"Host", host_},
-                     {"Content-Type", "application/x-amz-json-1.1"},
-                     {"X-Amz-Target", "TrentService." + std::string(operation)}};
-  RETURN_IF_ERROR(SignRequest(credentials, options_.region, "kms", options_.clock(), signing));
-  http.headers = std::move(signing.headers);
-
-  auto sent = options_.transport(http);
-  if (!sent) {
-    return std::move(sent).error().WithContext("kms " + std::string(operation));
-  }
-  const HttpResponse& response = *sent;
-  if (response.body.size() > kMaxReplySize) {
-    return Error(Code::kLimitExceeded, "kms " + std::string(operation) + ": reply too large");
-  }
-  if (response.status != 200) {
-    return KmsError(operation, response);
-  }
-  Json reply = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
-  if (!reply.is_object()) {
-    return Error(Code::kMalformed, "kms " + std::string(operation) + ": the reply is not JSON");
-  }
+  ASSIGN_OR_RETURN(std::string text,
+                   Post(operation, body.dump(-1, ' ', false, Json::error_handler_t::replace)));
+  ASSIGN_OR_RETURN(Json reply, ParseReply(operation, text));
   // With Recipient, KMS leaves Plaintext null. A plaintext here crossed the host in the clear (or
   // the host made it up): never use it.
   if (auto plain = reply.find("Plaintext"); plain != reply.end() && !plain->is_null()) {
@@ -254,12 +234,48 @@ Result<kms::DataKey> AwsKmsClient::Call(
   return out;
 }
 
+Result<std::string> AwsKmsClient::Post(std::string_view operation, std::string body) {
+  HttpRequest http;
+  http.method = "POST";
+  http.url = url_;
+  http.body = std::move(body);
+
+  ASSIGN_OR_RETURN(Credentials credentials, options_.credentials());
+  SigningRequest signing;
+  signing.method = "POST";
+  signing.path = "/";
+  signing.payload_hash = HexSha256(AsBytes(http.body));
+  signing.headers = {{"Host", host_},
+                     {"Content-Type", "application/x-amz-json-1.1"},
+                     {"X-Amz-Target", "TrentService." + std::string(operation)}};
+  RETURN_IF_ERROR(SignRequest(credentials, options_.region, "kms", options_.clock(), signing));
+  http.headers = std::move(signing.headers);
+
+  auto sent = options_.transport(http);
+  // An Encrypt body carries the key ring (base64): leave no copy behind.
+  crypto::Cleanse(http.body.data(), http.body.size());
+  if (!sent) {
+    return std::move(sent).error().WithContext("kms " + std::string(operation));
+  }
+  const HttpResponse& response = *sent;
+  if (response.body.size() > kMaxReplySize) {
+    return Error(Code::kLimitExceeded, "kms " + std::string(operation) + ": reply too large");
+  }
+  if (response.status != 200) {
+    return KmsError(operation, response);
+  }
+  return response.body;
+}
+
 Result<kms::DataKey> AwsKmsClient::GenerateDataKey(const std::string& key_id) {
   if (key_id.empty()) {
     return Error(Code::kInvalidArgument, "kms: empty key id");
   }
   ASSIGN_OR_RETURN(kms::DataKey key,
                    Call("GenerateDataKey", {{"KeyId", key_id}, {"KeySpec", "AES_256"}}));
+  if (key.plaintext.size() != kms::kDataKeySize) {
+    return Error(Code::kVerifyFailed, "kms: CiphertextForRecipient does not open");
+  }
   if (key.ciphertext_blob.empty()) {
     return Error(Code::kMalformed, "kms GenerateDataKey: the reply has no CiphertextBlob");
   }
@@ -273,6 +289,33 @@ Result<crypto::SecretBytes> AwsKmsClient::Decrypt(ByteSpan ciphertext_blob) {
   ASSIGN_OR_RETURN(kms::DataKey key,
                    Call("Decrypt", {{"CiphertextBlob", Base64Encode(ciphertext_blob)}}));
   return std::move(key.plaintext);
+}
+
+Result<Bytes> AwsKmsClient::Encrypt(const std::string& key_id, ByteSpan plaintext) {
+  if (key_id.empty()) {
+    return Error(Code::kInvalidArgument, "kms: empty key id");
+  }
+  if (plaintext.empty() || plaintext.size() > kms::kMaxPlaintextSize) {
+    return Error(Code::kInvalidArgument, "kms: plaintext must be 1..4096 bytes");
+  }
+  // AWS KMS's Encrypt takes no Recipient (and its attestation condition keys do not apply to
+  // it): the plaintext travels inside the TLS session that ends in this enclave, and the key
+  // policy decides who may Encrypt (docs/storage.md, "Re-keying").
+  std::string encoded = Base64Encode(plaintext);
+  Json body = {{"KeyId", key_id},
+               {"Plaintext", encoded},
+               {"EncryptionAlgorithm", "SYMMETRIC_DEFAULT"}};
+  crypto::Cleanse(encoded.data(), encoded.size());
+  std::string text = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+  crypto::Cleanse(body["Plaintext"].get_ref<std::string&>().data(),
+                  body["Plaintext"].get_ref<std::string&>().size());
+  ASSIGN_OR_RETURN(std::string answer, Post("Encrypt", std::move(text)));
+  ASSIGN_OR_RETURN(Json reply, ParseReply("Encrypt", answer));
+  ASSIGN_OR_RETURN(Bytes blob, Base64Field(reply, "CiphertextBlob"));
+  if (blob.empty()) {
+    return Error(Code::kMalformed, "kms Encrypt: the reply has an empty CiphertextBlob");
+  }
+  return blob;
 }
 
 }  // namespace enclavia::aws

@@ -15,8 +15,8 @@
 #include "lib/base/encoding.h"
 #include "lib/kms/kms.h"
 
-// AwsKmsClient implements kms::Kms over the AWS KMS JSON API (TrentService GenerateDataKey and
-// Decrypt), always with the Recipient parameter: for each call it makes a fresh RSA-2048 key
+// AwsKmsClient implements kms::Kms over the AWS KMS JSON API (TrentService GenerateDataKey,
+// Decrypt and Encrypt), GenerateDataKey and Decrypt always with the Recipient parameter: for each call it makes a fresh RSA-2048 key
 // pair, asks the NSM for an attestation document whose public_key is that key (DER
 // SubjectPublicKeyInfo), and AWS KMS returns the data key only as CiphertextForRecipient, a CMS
 // EnvelopedData encrypted to it (RSAES_OAEP_SHA_256), which is opened here. The plaintext never
@@ -53,6 +53,11 @@ class AwsKmsClient : public kms::Kms {
   // Decrypt returns the data key inside `ciphertext_blob`; kVerifyFailed for
   // InvalidCiphertextException or an unopenable recipient envelope; other errors as above.
   Result<crypto::SecretBytes> Decrypt(ByteSpan ciphertext_blob) override;
+  // Encrypt wraps `plaintext` (1..4096 bytes) under `key_id` with KMS Encrypt
+  // (SYMMETRIC_DEFAULT). KMS's Encrypt takes no Recipient, so this call is not attested: the
+  // plaintext is protected by the TLS the transport terminates inside the enclave, and the key
+  // policy (not the attestation) decides who may call it. Errors as above.
+  Result<Bytes> Encrypt(const std::string& key_id, ByteSpan plaintext) override;
 
  private:
   explicit AwsKmsClient(AwsKmsOptions options) : options_(std::move(options)) {}
@@ -60,6 +65,9 @@ class AwsKmsClient : public kms::Kms {
   // Recipient; it returns the opened data key and the CiphertextBlob, if the reply has one.
   Result<kms::DataKey> Call(std::string_view operation,
                             const std::vector<std::pair<std::string, std::string>>& fields);
+  // Post signs and sends one request with JSON `body` (wiped after sending) and returns the
+  // body of a 200 reply; KMS errors as described above.
+  Result<std::string> Post(std::string_view operation, std::string body);
 
   AwsKmsOptions options_;
   std::string host_;

@@ -158,6 +158,11 @@ class AwsKmsClientTest : public ::testing::Test {
 
     request_ = Json::parse(r.body, nullptr, false);
     EXPECT_TRUE(request_.is_object());
+    if (target_ == "TrentService.Encrypt") {
+      // KMS Encrypt takes no Recipient: no attestation, no key pair.
+      EXPECT_FALSE(request_.contains("Recipient"));
+      return reply_({});
+    }
     const Json& recipient = request_["Recipient"];
     EXPECT_EQ(recipient["KeyEncryptionAlgorithm"], "RSAES_OAEP_SHA_256");
     auto doc = Base64Decode(recipient["AttestationDocument"].get<std::string>());
@@ -213,6 +218,50 @@ TEST_F(AwsKmsClientTest, DecryptSendsTheBlobAndUsesAFreshKeyPerCall) {
   Bytes first_spki = nsm_.last_public_key;
   ASSERT_TRUE(client_->Decrypt(blob_));
   EXPECT_NE(nsm_.last_public_key, first_spki);
+}
+
+TEST_F(AwsKmsClientTest, EncryptSendsThePlaintextAndReturnsTheBlob) {
+  Bytes ring = crypto::RandomBytes(101);
+  reply_ = [](ByteSpan) -> Result<HttpResponse> {
+    Json reply = {{"KeyId", "arn:aws:kms:eu-west-1:111122223333:key/def"},
+                  {"CiphertextBlob", Base64Encode(ToBytes("wrapped-ring"))},
+                  {"EncryptionAlgorithm", "SYMMETRIC_DEFAULT"}};
+    return HttpResponse{200, {}, reply.dump()};
+  };
+  auto blob = client_->Encrypt("alias/enclavia-successor", ring);
+  ASSERT_TRUE(blob) << blob.error().message();
+  EXPECT_EQ(*blob, ToBytes("wrapped-ring"));
+  EXPECT_EQ(target_, "TrentService.Encrypt");
+  EXPECT_EQ(request_["KeyId"], "alias/enclavia-successor");
+  EXPECT_EQ(request_["Plaintext"], Base64Encode(ring));
+  EXPECT_EQ(request_["EncryptionAlgorithm"], "SYMMETRIC_DEFAULT");
+  EXPECT_EQ(request_.size(), 3u);
+  EXPECT_EQ(nsm_.calls, 0);
+
+  EXPECT_EQ(client_->Encrypt("", ring).error().code(), Code::kInvalidArgument);
+  EXPECT_EQ(client_->Encrypt("k", {}).error().code(), Code::kInvalidArgument);
+  EXPECT_EQ(client_->Encrypt("k", Bytes(kms::kMaxPlaintextSize + 1)).error().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(requests_, 1);
+
+  reply_ = [](ByteSpan) -> Result<HttpResponse> {
+    return HttpResponse{400, {}, R"({"__type": "AccessDeniedException", "message": "no"})"};
+  };
+  EXPECT_EQ(client_->Encrypt("k", ring).error().code(), Code::kPolicyViolation);
+  reply_ = [](ByteSpan) -> Result<HttpResponse> { return HttpResponse{200, {}, R"({"x": 1})"}; };
+  EXPECT_EQ(client_->Encrypt("k", ring).error().code(), Code::kMalformed);
+}
+
+TEST_F(AwsKmsClientTest, DecryptOpensAKeyRingLargerThanADataKey) {
+  key_ = crypto::RandomBytes(141);  // A key ring of three entries.
+  reply_ = Good();
+  auto ring = client_->Decrypt(blob_);
+  ASSERT_TRUE(ring) << ring.error().message();
+  EXPECT_EQ(ToBytes(ring->Expose()), key_);
+  // GenerateDataKey still insists on 32 bytes.
+  auto key = client_->GenerateDataKey("k");
+  ASSERT_FALSE(key);
+  EXPECT_EQ(key.error().code(), Code::kVerifyFailed);
 }
 
 TEST_F(AwsKmsClientTest, TamperedEnvelopeIsVerifyFailed) {

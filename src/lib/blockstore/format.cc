@@ -126,11 +126,9 @@ std::optional<uint64_t> ParseSegmentName(std::string_view name) {
 
 // VolumeKeys.
 
-VolumeKeys::VolumeKeys(crypto::SecretBytes volume_key, const VolumeId& volume_id,
+VolumeKeys::VolumeKeys(kms::KeyRing ring, const VolumeId& volume_id,
                        crypto::PrivateKey signing_key)
-    : volume_key_(std::move(volume_key)),
-      volume_id_(volume_id),
-      signing_key_(std::move(signing_key)) {
+    : ring_(std::move(ring)), volume_id_(volume_id), signing_key_(std::move(signing_key)) {
   Bytes raw = signing_key_.public_key().ToRaw();
   ENCLAVIA_CHECK(raw.size() == public_key_.size());
   std::memcpy(public_key_.data(), raw.data(), raw.size());
@@ -141,20 +139,89 @@ Result<VolumeKeys> VolumeKeys::Derive(const crypto::SecretBytes& volume_key,
   if (volume_key.size() != 32) {
     return Error(Code::kInvalidArgument, "volume: the volume key must be 32 bytes");
   }
+  kms::KeyRing ring;
+  ring.entries.push_back(kms::KeyRingEntry{0, crypto::SecretBytes(volume_key.Expose())});
+  return Derive(ring, volume_id);
+}
+
+Result<VolumeKeys> VolumeKeys::Derive(const kms::KeyRing& ring, const VolumeId& volume_id) {
+  const std::vector<kms::KeyRingEntry>& entries = ring.entries;
+  if (entries.empty() || entries.size() > kms::kMaxRingEntries) {
+    return Error(Code::kInvalidArgument, "volume: the key ring must have 1..64 secrets");
+  }
+  kms::KeyRing copy;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const uint64_t first = entries[i].first_epoch;
+    if (entries[i].secret.size() != 32 ||
+        (first == kms::kUnassigned && (i == 0 || i + 1 != entries.size())) ||
+        (i > 0 && first <= entries[i - 1].first_epoch)) {
+      return Error(Code::kInvalidArgument, "volume: the key ring is not well-formed");
+    }
+    copy.entries.push_back(kms::KeyRingEntry{first, crypto::SecretBytes(entries[i].secret.Expose())});
+  }
+  // The signing key comes from the first secret only: witnesses pin its public key, so it must
+  // not change when an upgrade adds a secret.
   Writer info;
   Lp(info, AsBytes(kSignKeyLabel));
   Lp(info, volume_id);
   ASSIGN_OR_RETURN(crypto::SecretBytes seed,
-                   crypto::Hkdf(crypto::HashAlgorithm::kSha256, volume_key.Expose(),
+                   crypto::Hkdf(crypto::HashAlgorithm::kSha256, copy.entries[0].secret.Expose(),
                                 AsBytes(kHkdfSalt), info.bytes(), 32));
   ASSIGN_OR_RETURN(crypto::PrivateKey signing, crypto::PrivateKey::FromEd25519Seed(seed.Expose()));
-  return VolumeKeys(crypto::SecretBytes(volume_key.Expose()), volume_id, std::move(signing));
+  return VolumeKeys(std::move(copy), volume_id, std::move(signing));
+}
+
+bool VolumeKeys::has_unassigned() const {
+  return ring_.entries.back().first_epoch == kms::kUnassigned;
+}
+
+uint64_t VolumeKeys::last_assigned_epoch() const {
+  for (auto it = ring_.entries.rbegin(); it != ring_.entries.rend(); ++it) {
+    if (it->first_epoch != kms::kUnassigned) {
+      return it->first_epoch;
+    }
+  }
+  return 0;  // Unreachable: Derive refuses a ring whose first entry is unassigned.
+}
+
+Result<void> VolumeKeys::AssignEpoch(uint64_t epoch) {
+  if (!has_unassigned()) {
+    return Error(Code::kFailedPrecondition, "volume: the key ring has no unassigned secret");
+  }
+  if (epoch <= last_assigned_epoch() || epoch >= (uint64_t{1} << 32)) {
+    return Error(Code::kInvalidArgument, "volume: a new key epoch must follow the ring's last");
+  }
+  ring_.entries.back().first_epoch = epoch;
+  // Keys cached for these epochs (a hostile superblock can name any epoch) came from the
+  // previous secret.
+  data_keys_.erase(data_keys_.lower_bound(epoch), data_keys_.end());
+  superblock_keys_.erase(superblock_keys_.lower_bound(epoch), superblock_keys_.end());
+  return Ok();
+}
+
+kms::KeyRing VolumeKeys::ring() const {
+  kms::KeyRing copy;
+  for (const kms::KeyRingEntry& entry : ring_.entries) {
+    copy.entries.push_back(
+        kms::KeyRingEntry{entry.first_epoch, crypto::SecretBytes(entry.secret.Expose())});
+  }
+  return copy;
+}
+
+const crypto::SecretBytes& VolumeKeys::SecretFor(uint64_t epoch) const {
+  const crypto::SecretBytes* secret = &ring_.entries.front().secret;
+  for (const kms::KeyRingEntry& entry : ring_.entries) {
+    if (entry.first_epoch != kms::kUnassigned && entry.first_epoch <= epoch) {
+      secret = &entry.secret;
+    }
+  }
+  return *secret;
 }
 
 Result<const crypto::AeadKey*> VolumeKeys::DataKey(uint64_t epoch) {
   auto it = data_keys_.find(epoch);
   if (it == data_keys_.end()) {
-    ASSIGN_OR_RETURN(auto key, DeriveAeadKey(volume_key_, kDataKeyLabel, volume_id_, epoch));
+    ASSIGN_OR_RETURN(auto key, DeriveAeadKey(SecretFor(epoch), kDataKeyLabel, volume_id_, epoch));
     it = data_keys_.emplace(epoch, std::move(key)).first;
   }
   return it->second.get();
@@ -163,7 +230,8 @@ Result<const crypto::AeadKey*> VolumeKeys::DataKey(uint64_t epoch) {
 Result<const crypto::AeadKey*> VolumeKeys::SuperblockKey(uint64_t epoch) {
   auto it = superblock_keys_.find(epoch);
   if (it == superblock_keys_.end()) {
-    ASSIGN_OR_RETURN(auto key, DeriveAeadKey(volume_key_, kSuperblockKeyLabel, volume_id_, epoch));
+    ASSIGN_OR_RETURN(auto key,
+                     DeriveAeadKey(SecretFor(epoch), kSuperblockKeyLabel, volume_id_, epoch));
     it = superblock_keys_.emplace(epoch, std::move(key)).first;
   }
   return it->second.get();

@@ -19,6 +19,7 @@
 #include "lib/crypto/hash.h"
 #include "lib/crypto/keys.h"
 #include "lib/crypto/secret.h"
+#include "lib/kms/key_ring.h"
 #include "lib/storage/freshness.h"
 #include "lib/storage/object_store.h"
 
@@ -60,16 +61,34 @@ std::string SegmentName(uint64_t seq);
 // ParseSegmentName inverts SegmentName; nullopt for any other name.
 std::optional<uint64_t> ParseSegmentName(std::string_view name);
 
-// VolumeKeys holds the keys derived from one volume key (HKDF-SHA256, length-prefixed and
-// domain-separated inputs): the Ed25519 signing key (one per volume, whatever the epoch, because
-// witnesses pin it), the data key of each epoch (blocks, pages, summaries; counter nonces) and
-// the superblock key of each epoch (random nonces). Move-only; not thread-safe (it caches the
-// epoch keys it derived).
+// VolumeKeys holds the keys derived from the volume's key ring (lib/kms/key_ring.h; HKDF-SHA256,
+// length-prefixed and domain-separated inputs): the Ed25519 signing key (one per volume, whatever
+// the epoch, because witnesses pin it: always from the ring's FIRST secret), the data key of each
+// epoch (blocks, pages, summaries; counter nonces) and the superblock key of each epoch (random
+// nonces). The keys of epoch e come from the ring entry that covers e: the last one whose
+// first_epoch <= e (the first entry for epochs before it); an unassigned entry covers nothing
+// until AssignEpoch. A one-entry ring at epoch 0 derives exactly what the bare volume key did
+// before rings existed. Move-only; not thread-safe (it caches the epoch keys it derived).
 class VolumeKeys {
  public:
-  // Derive copies what it needs of `volume_key` (32 bytes, else kInvalidArgument).
+  // Derive copies what it needs of `volume_key` (32 bytes, else kInvalidArgument): a ring of one
+  // entry at epoch 0.
   static Result<VolumeKeys> Derive(const crypto::SecretBytes& volume_key,
                                    const VolumeId& volume_id);
+  // Derive copies `ring` (kInvalidArgument for an empty ring, a secret that is not 32 bytes,
+  // first epochs that do not ascend, or an unassigned entry that is not the last or is the first).
+  static Result<VolumeKeys> Derive(const kms::KeyRing& ring, const VolumeId& volume_id);
+
+  // has_unassigned says the ring's last secret has no epoch yet (an upgrade appended it).
+  bool has_unassigned() const;
+  // last_assigned_epoch is the highest first_epoch of an assigned entry.
+  uint64_t last_assigned_epoch() const;
+  // AssignEpoch gives the unassigned secret `epoch` (above last_assigned_epoch, below 2^32), so
+  // that epoch and later ones are keyed by it; keys derived earlier for those epochs are dropped.
+  // kFailedPrecondition when nothing is unassigned, kInvalidArgument for such an epoch.
+  Result<void> AssignEpoch(uint64_t epoch);
+  // ring returns a copy of the ring (to be wrapped by the KMS again after AssignEpoch).
+  kms::KeyRing ring() const;
 
   VolumeKeys(VolumeKeys&&) noexcept = default;
   VolumeKeys& operator=(VolumeKeys&&) noexcept = default;
@@ -83,9 +102,10 @@ class VolumeKeys {
   Result<const crypto::AeadKey*> SuperblockKey(uint64_t epoch);
 
  private:
-  VolumeKeys(crypto::SecretBytes volume_key, const VolumeId& volume_id,
-             crypto::PrivateKey signing_key);
-  crypto::SecretBytes volume_key_;
+  VolumeKeys(kms::KeyRing ring, const VolumeId& volume_id, crypto::PrivateKey signing_key);
+  // SecretFor returns the ring secret that covers `epoch`.
+  const crypto::SecretBytes& SecretFor(uint64_t epoch) const;
+  kms::KeyRing ring_;
   VolumeId volume_id_;
   crypto::PrivateKey signing_key_;
   std::array<uint8_t, 32> public_key_{};

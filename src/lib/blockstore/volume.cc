@@ -160,17 +160,24 @@ Volume::Volume(Token /*token*/, const VolumeOptions& options, VolumeKeys keys)
       freshness_(options.freshness) {}
 
 Result<std::unique_ptr<Volume>> Volume::Mount(const VolumeOptions& options) {
-  if (options.store == nullptr || options.freshness == nullptr || options.volume_key == nullptr ||
-      options.label.empty()) {
-    return Error(Code::kInvalidArgument, "volume: store, freshness, key and label are required");
+  if (options.store == nullptr || options.freshness == nullptr ||
+      (options.volume_key == nullptr) == (options.key_ring == nullptr) || options.label.empty()) {
+    return Error(Code::kInvalidArgument,
+                 "volume: store, freshness, a key (or a key ring) and label are required");
   }
   if (options.segment_target_bytes < 2 * kSealedBlockSize + kSegmentHeaderSize ||
       options.segment_target_bytes > storage::kMaxObjectSize / 2 ||
       options.counter_reservation < 16 || options.gc_live_percent > 100) {
     return Error(Code::kInvalidArgument, "volume: bad tunables");
   }
-  ASSIGN_OR_RETURN(VolumeKeys keys,
-                   VolumeKeys::Derive(*options.volume_key, VolumeIdFor(options.label)));
+  const VolumeId id = VolumeIdFor(options.label);
+  ASSIGN_OR_RETURN(VolumeKeys keys, options.key_ring != nullptr
+                                        ? VolumeKeys::Derive(*options.key_ring, id)
+                                        : VolumeKeys::Derive(*options.volume_key, id));
+  if (keys.has_unassigned() && !options.store_key_ring) {
+    return Error(Code::kInvalidArgument,
+                 "volume: a key ring with an unassigned secret needs store_key_ring");
+  }
   auto volume = std::make_unique<Volume>(Token(), options, std::move(keys));
   std::lock_guard lock(volume->mu_);
   RETURN_IF_ERROR(volume->MountLocked());
@@ -301,6 +308,23 @@ Result<void> Volume::MountLocked() {
   } else {
     RETURN_IF_ERROR(FormatNew());
     created_now_ = true;
+  }
+  // The key ring (docs/formats/volume.md, "Key epochs"). A secret already assigned beyond the
+  // head's epoch was stored by a mount that crashed before its first commit: continue there.
+  epoch_ = std::max(epoch_, keys_.last_assigned_epoch());
+  if (keys_.has_unassigned()) {
+    // An upgrade's fresh secret: new writes go under a new epoch keyed by it, which the old image
+    // never held. The ring naming that epoch is stored before anything is sealed under it.
+    uint64_t next = (head && !recovered) ? epoch_ + 1 : epoch_;
+    next = std::max(next, keys_.last_assigned_epoch() + 1);
+    if (next >= (uint64_t{1} << 32)) {
+      return Error(Code::kLimitExceeded, "volume " + label + ": epochs exhausted");
+    }
+    RETURN_IF_ERROR(keys_.AssignEpoch(next));
+    if (auto stored = options_.store_key_ring(keys_.ring()); !stored) {
+      return std::move(stored).error().WithContext("volume " + label + ": storing the key ring");
+    }
+    epoch_ = next;
   }
   if (epoch_ >= (uint64_t{1} << 32)) {
     return Error(Code::kLimitExceeded, "volume " + label + ": epochs exhausted");

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
@@ -19,6 +20,7 @@
 #include "lib/blockstore/format.h"
 #include "lib/crypto/keys.h"
 #include "lib/crypto/secret.h"
+#include "lib/kms/key_ring.h"
 #include "lib/storage/block_device.h"
 #include "lib/storage/freshness.h"
 #include "lib/storage/object_store.h"
@@ -36,8 +38,18 @@ struct VolumeOptions {
   // store (untrusted) and freshness (the witnesses; count() may be 0) must outlive the Volume.
   storage::ObjectStore* store = nullptr;
   storage::Freshness* freshness = nullptr;
-  // volume_key is the 32-byte data key from KMS; Mount copies what it derives from it.
+  // volume_key is the 32-byte data key from KMS; Mount copies what it derives from it. Or, in its
+  // place, key_ring: the volume's key ring (lib/kms/key_ring.h) as KMS unwrapped it; exactly one
+  // of the two is set.
   const crypto::SecretBytes* volume_key = nullptr;
+  const kms::KeyRing* key_ring = nullptr;
+  // store_key_ring is required when key_ring's last secret is unassigned (the first mount after
+  // an upgrade): Mount gives that secret the next epoch, calls store_key_ring with the updated
+  // ring (to wrap it with KMS and store it where the next boot finds it) and only then writes
+  // anything under the new epoch; a failure fails the mount and nothing was sealed with the new
+  // secret. A later mount whose ring names an epoch beyond the stored head (a crash after
+  // store_key_ring) starts at that epoch.
+  std::function<Result<void>(const kms::KeyRing&)> store_key_ring;
   // recovery_key is the owner's Ed25519 control key (from the measured enclave config); a
   // recovery_statement the host passed along (MakeRecoveryStatement) lets Mount accept a stored
   // version that no witness knows.

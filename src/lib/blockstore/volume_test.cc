@@ -826,6 +826,159 @@ TEST(VolumeTest, RecoveryNeedsAnOwnerSignedStatementAndBumpsTheEpoch) {
   ExpectBlock(*v, 2, Block(2));
 }
 
+kms::KeyRing RingOf(std::initializer_list<std::pair<uint64_t, uint8_t>> entries) {
+  kms::KeyRing ring;
+  for (const auto& [epoch, fill] : entries) {
+    ring.entries.push_back(kms::KeyRingEntry{epoch, crypto::SecretBytes(Bytes(32, fill))});
+  }
+  return ring;
+}
+
+TEST(VolumeTest, AOneEntryRingIsTheBareVolumeKey) {
+  // Volumes made before rings existed: the same keys, the same signing key.
+  VolumeKeys bare =
+      VolumeKeys::Derive(crypto::SecretBytes(Bytes(32, 0x42)), VolumeIdFor(kLabel)).value();
+  VolumeKeys ring = VolumeKeys::Derive(RingOf({{0, 0x42}}), VolumeIdFor(kLabel)).value();
+  EXPECT_EQ(bare.public_key(), ring.public_key());
+  auto a = bare.DataKey(3);
+  auto b = ring.DataKey(3);
+  ASSERT_TRUE(a && b);
+  auto sealed = (*a)->Seal(Nonce(1, 2), Bytes{1}, Bytes(16, 9));
+  ASSERT_TRUE(sealed);
+  EXPECT_TRUE((*b)->Open(Nonce(1, 2), Bytes{1}, *sealed));
+  EXPECT_FALSE(ring.has_unassigned());
+
+  // Malformed rings are refused; the signing key follows the first secret only.
+  EXPECT_FALSE(VolumeKeys::Derive(kms::KeyRing{}, VolumeIdFor(kLabel)));
+  EXPECT_FALSE(VolumeKeys::Derive(RingOf({{0, 1}, {0, 2}}), VolumeIdFor(kLabel)));
+  EXPECT_FALSE(VolumeKeys::Derive(RingOf({{kms::kUnassigned, 1}}), VolumeIdFor(kLabel)));
+  EXPECT_FALSE(VolumeKeys::Derive(RingOf({{0, 1}, {kms::kUnassigned, 2}, {9, 3}}),
+                                  VolumeIdFor(kLabel)));
+  VolumeKeys two = VolumeKeys::Derive(RingOf({{0, 0x42}, {5, 0x43}}), VolumeIdFor(kLabel)).value();
+  EXPECT_EQ(two.public_key(), bare.public_key());
+  // Epoch 4 is still the first secret's: what the bare key sealed there opens.
+  auto before = two.DataKey(4);
+  auto bare_four = bare.DataKey(4);
+  ASSERT_TRUE(before && bare_four);
+  auto sealed4 = (*bare_four)->Seal(Nonce(1, 2), Bytes{1}, Bytes(16, 9));
+  ASSERT_TRUE(sealed4);
+  EXPECT_TRUE((*before)->Open(Nonce(1, 2), Bytes{1}, *sealed4));
+  auto at_five = two.DataKey(5);
+  auto bare_five = bare.DataKey(5);
+  ASSERT_TRUE(at_five && bare_five);
+  auto sealed5 = (*bare_five)->Seal(Nonce(1, 2), Bytes{1}, Bytes(16, 9));
+  ASSERT_TRUE(sealed5);
+  EXPECT_FALSE((*at_five)->Open(Nonce(1, 2), Bytes{1}, *sealed5));
+}
+
+TEST(VolumeTest, AnUpgradedRingStartsANewEpochThatTheFirstSecretCannotOpen) {
+  Env env(1);
+  kms::KeyRing first = RingOf({{0, 0x42}});
+  env.options.volume_key = nullptr;
+  env.options.key_ring = &first;
+  auto v = env.MustMount();
+  ASSERT_NE(v, nullptr);
+  WriteBlock(*v, 1, Block(1));
+  ASSERT_TRUE(v->Flush());
+  const uint64_t old_epoch = v->status().epoch;
+  v.reset();
+
+  // The upgrade: the successor holds the ring with a fresh, unassigned secret.
+  kms::KeyRing upgraded = RingOf({{0, 0x42}});
+  ASSERT_TRUE(kms::AppendFresh(upgraded));
+  // Without a way to store the ring, the mount is refused before anything is read.
+  env.options.key_ring = &upgraded;
+  auto refused = env.Mount();
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), Code::kInvalidArgument);
+
+  // A failing store fails the mount, and nothing was written under the new secret.
+  const size_t puts_before = env.store.puts.size();
+  env.options.store_key_ring = [](const kms::KeyRing&) -> Result<void> {
+    return Error(Code::kUnavailable, "kms down");
+  };
+  auto failed = env.Mount();
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().message(), "volume app: storing the key ring: kms down");
+  EXPECT_EQ(env.store.puts.size(), puts_before);
+
+  std::optional<kms::KeyRing> stored;
+  int store_calls = 0;
+  env.options.store_key_ring = [&](const kms::KeyRing& ring) -> Result<void> {
+    ++store_calls;
+    stored = kms::KeyRing{};
+    for (const auto& e : ring.entries) {
+      stored->entries.push_back(
+          kms::KeyRingEntry{e.first_epoch, crypto::SecretBytes(e.secret.Expose())});
+    }
+    return Ok();
+  };
+  v = env.MustMount();
+  ASSERT_NE(v, nullptr);
+  ASSERT_TRUE(stored.has_value());
+  ASSERT_EQ(stored->entries.size(), 2u);
+  const uint64_t new_epoch = stored->entries[1].first_epoch;
+  EXPECT_EQ(new_epoch, old_epoch + 1);
+  EXPECT_EQ(v->status().epoch, new_epoch);
+  ExpectBlock(*v, 1, Block(1));  // Data of the first secret's epochs still reads.
+  WriteBlock(*v, 2, Block(2));
+  ASSERT_TRUE(v->Flush());
+  v.reset();
+
+  // The new block is sealed under the new epoch with a key only the new secret gives.
+  VolumeKeys with_ring = VolumeKeys::Derive(*stored, VolumeIdFor(kLabel)).value();
+  VolumeKeys first_only = VolumeKeys::Derive(first, VolumeIdFor(kLabel)).value();
+  EXPECT_EQ(with_ring.public_key(), first_only.public_key());  // The witnesses' pin holds.
+  auto unit = CurrentDataUnit(with_ring, env.memory.Snapshot(), 2);
+  ASSERT_TRUE(unit);
+  EXPECT_EQ(unit->epoch, new_epoch);
+  const Bytes object = env.memory.Snapshot()[unit->object];
+  const Bytes sealed(object.begin() + unit->offset,
+                     object.begin() + unit->offset + kSealedBlockSize);
+  auto nonce = Nonce(unit->tag, unit->counter);
+  Bytes ad = BlockAd(with_ring.volume_id(), 2, new_epoch, unit->counter);
+  auto new_key = with_ring.DataKey(new_epoch);
+  auto guess = first_only.DataKey(new_epoch);
+  ASSERT_TRUE(new_key && guess);
+  EXPECT_TRUE((*new_key)->Open(nonce, ad, sealed).has_value());
+  EXPECT_FALSE((*guess)->Open(nonce, ad, sealed).has_value());
+
+  // The old image, holding only the first secret, cannot mount what came after: the newest
+  // superblock does not open for it and the witness knows it (rollback).
+  env.options.key_ring = &first;
+  auto old_image = env.Mount();
+  ASSERT_FALSE(old_image);
+  EXPECT_EQ(old_image.error().code(), Code::kPolicyViolation) << old_image.error().message();
+
+  // The stored ring mounts again without a new epoch and reads both epochs' blocks.
+  env.options.key_ring = &*stored;
+  store_calls = 0;
+  v = env.MustMount();
+  ASSERT_NE(v, nullptr);
+  EXPECT_EQ(store_calls, 0);
+  EXPECT_EQ(v->status().epoch, new_epoch);
+  ExpectBlock(*v, 1, Block(1));
+  ExpectBlock(*v, 2, Block(2));
+}
+
+TEST(VolumeTest, ARingStoredBeforeACrashStartsItsEpochAtTheNextMount) {
+  Env env(1);
+  auto v = env.MustMount();  // Bare key 0x42.
+  ASSERT_NE(v, nullptr);
+  WriteBlock(*v, 1, Block(1));
+  ASSERT_TRUE(v->Flush());
+  const uint64_t epoch = v->status().epoch;
+  v.reset();
+  // The ring was stored with epoch+1 assigned, then the enclave died before its first commit.
+  kms::KeyRing ring = RingOf({{0, 0x42}, {epoch + 1, 0x77}});
+  env.options.volume_key = nullptr;
+  env.options.key_ring = &ring;
+  v = env.MustMount();
+  ASSERT_NE(v, nullptr);
+  EXPECT_EQ(v->status().epoch, epoch + 1);
+  ExpectBlock(*v, 1, Block(1));
+}
+
 TEST(VolumeTest, GarbageCollectionKeepsDataAndFreesObjects) {
   Env env(1);
   env.options.segment_target_bytes = 8 * kSealedBlockSize;

@@ -456,6 +456,7 @@ Result<BuildResult> Build(const BuildRequest& request, const Environment& env) {
     ec.storage.witness_pcrs = std::move(*pcrs);
   }
   ec.egress = file.egress;
+  ec.upgrade = file.upgrade;
   if (ec.egress.enabled && ec.egress.dnssec == egress::DnssecMode::kRequire) {
     // The trust anchor is baked in (and so measured in PCR2): the host cannot swap it.
     ASSIGN_OR_RETURN(Bytes anchor, ReadTrustAnchor(file.trust_anchor));

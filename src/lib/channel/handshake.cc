@@ -62,25 +62,82 @@ SystemTime AttestationSource::Now() const {
 }
 
 Result<Bytes> AttestationSource::Fresh(ByteSpan nonce) {
+  std::lock_guard lock(mu_);
+  return FreshLocked(nonce);
+}
+
+Result<Bytes> AttestationSource::FreshLocked(ByteSpan nonce) {
   attestation::AttestationRequest request;
   request.public_key = Bytes(static_key_.begin(), static_key_.end());
   request.nonce = Bytes(nonce.begin(), nonce.end());
-  std::lock_guard lock(mu_);
+  if (!head_.empty()) {
+    request.user_data = head_;
+  }
   ++requests_;
   return nsm_->Attestation(request);
 }
 
 Result<Bytes> AttestationSource::Cached() {
   std::lock_guard lock(mu_);
+  return CachedLocked();
+}
+
+Result<Bytes> AttestationSource::CachedLocked() {
   SystemTime now = Now();
   if (cached_.empty() || now - cached_at_ >= options_.refresh_after || now < cached_at_) {
     attestation::AttestationRequest request;
     request.public_key = Bytes(static_key_.begin(), static_key_.end());
+    if (!head_.empty()) {
+      request.user_data = head_;
+    }
     ++requests_;
     ASSIGN_OR_RETURN(cached_, nsm_->Attestation(request));
     cached_at_ = now;
   }
   return cached_;
+}
+
+Result<AttestationSource::Presented> AttestationSource::Present(std::optional<ByteSpan> nonce) {
+  std::lock_guard lock(mu_);
+  Presented presented;
+  if (nonce.has_value()) {
+    ASSIGN_OR_RETURN(presented.attestation, FreshLocked(*nonce));
+  } else {
+    ASSIGN_OR_RETURN(presented.attestation, CachedLocked());
+  }
+  presented.chain = chain_;
+  return presented;
+}
+
+void AttestationSource::SetChain(std::vector<Bytes> chain, Bytes head) {
+  std::lock_guard lock(mu_);
+  chain_ = std::move(chain);
+  head_ = std::move(head);
+  cached_.clear();  // It binds the old head.
+}
+
+std::vector<Bytes> AttestationSource::chain() const {
+  std::lock_guard lock(mu_);
+  return chain_;
+}
+
+Bytes AttestationSource::head() const {
+  std::lock_guard lock(mu_);
+  return head_;
+}
+
+Result<Bytes> AttestationSource::ForKey(ByteSpan public_key, ByteSpan nonce) {
+  attestation::AttestationRequest request;
+  request.public_key = Bytes(public_key.begin(), public_key.end());
+  if (!nonce.empty()) {
+    request.nonce = Bytes(nonce.begin(), nonce.end());
+  }
+  std::lock_guard lock(mu_);
+  if (!head_.empty()) {
+    request.user_data = head_;
+  }
+  ++requests_;
+  return nsm_->Attestation(request);
 }
 
 uint64_t AttestationSource::nsm_requests() const {
@@ -117,11 +174,14 @@ Result<Bytes> ClientHandshake::ReadServerHello(ByteSpan message2) {
   if (!server_static || !ephemeral) {
     return Error(Code::kInternal, "channel: handshake keys missing after message 2");
   }
+  std::optional<upgrade::VerifiedChain> chain;
   ASSIGN_OR_RETURN(attestation::VerifiedAttestation verified,
-                   VerifyEnclave(*policy_, hello.attestation, *server_static, *ephemeral));
+                   VerifyEnclave(*policy_, hello.attestation, hello.chain, *server_static,
+                                 *ephemeral, &chain));
   // Only now does the client commit to the channel (and, in message 3, its static key).
   ASSIGN_OR_RETURN(Bytes message3, handshake_.WriteMessage(EncodeClientFinish()));
   verified_.emplace(std::move(verified));
+  chain_ = std::move(chain);
   return message3;
 }
 
@@ -130,7 +190,7 @@ Result<ClientHandshake::Established> ClientHandshake::Finish() && {
     return Error(Code::kFailedPrecondition, "channel: handshake not complete");
   }
   ASSIGN_OR_RETURN(noise::TransportSession session, std::move(handshake_).Split());
-  return Established{SecureChannel(std::move(session)), std::move(*verified_)};
+  return Established{SecureChannel(std::move(session)), std::move(*verified_), std::move(chain_)};
 }
 
 Result<ServerHandshake> ServerHandshake::Create(const crypto::X25519Keypair& static_key,
@@ -147,17 +207,18 @@ Result<Bytes> ServerHandshake::ReadClientHello(ByteSpan message1) {
   }
   ASSIGN_OR_RETURN(ClientHello hello, DecodeClientHello(*payload));
   fresh_ = hello.fresh;
-  Bytes document;
+  AttestationSource::Presented presented;
   if (hello.fresh) {
     std::optional<crypto::X25519PublicKey> ephemeral = handshake_.remote_ephemeral();
     if (!ephemeral) {
       return Error(Code::kInternal, "channel: no client ephemeral key after message 1");
     }
-    ASSIGN_OR_RETURN(document, source_->Fresh(*ephemeral));
+    ASSIGN_OR_RETURN(presented, source_->Present(ByteSpan(*ephemeral)));
   } else {
-    ASSIGN_OR_RETURN(document, source_->Cached());
+    ASSIGN_OR_RETURN(presented, source_->Present(std::nullopt));
   }
-  return handshake_.WriteMessage(EncodeServerHello(ServerHello{std::move(document), {}}));
+  return handshake_.WriteMessage(EncodeServerHello(
+      ServerHello{std::move(presented.attestation), std::move(presented.chain)}));
 }
 
 Result<SecureChannel> ServerHandshake::ReadClientFinish(ByteSpan message3) && {

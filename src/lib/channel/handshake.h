@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 #include "lib/attestation/nsm.h"
 #include "lib/attestation/verifier.h"
@@ -68,16 +69,40 @@ class AttestationSource {
   AttestationSource(std::shared_ptr<attestation::Nsm> nsm, crypto::X25519PublicKey static_key)
       : AttestationSource(std::move(nsm), static_key, Options()) {}
 
-  // Fresh asks the NSM for a document with public_key = the static key and `nonce`.
+  // Fresh asks the NSM for a document with public_key = the static key and `nonce` (and
+  // user_data = the chain head, once SetChain gave one).
   Result<Bytes> Fresh(ByteSpan nonce);
-  // Cached returns the cached document (public_key only), fetching a new one when absent or
-  // older than refresh_after.
+  // Cached returns the cached document (public_key, and user_data = the head when set),
+  // fetching a new one when absent or older than refresh_after.
   Result<Bytes> Cached();
+
+  // Presented is a document together with the upgrade chain it goes with.
+  struct Presented {
+    Bytes attestation;
+    std::vector<Bytes> chain;
+  };
+  // Present returns Fresh(*nonce) (or Cached() without a nonce) and the chain, taken under one
+  // lock so that a concurrent SetChain never pairs a document with another chain.
+  Result<Presented> Present(std::optional<ByteSpan> nonce);
+
+  // SetChain makes every later document (fresh and cached: the cached one is dropped) carry
+  // user_data = `head` (none when `head` is empty: a successor awaiting its handover), and
+  // every ServerHello and audit response carry `chain` (docs/formats/upgrade-chain.md).
+  void SetChain(std::vector<Bytes> chain, Bytes head);
+  std::vector<Bytes> chain() const;
+  Bytes head() const;
+
+  // ForKey asks the NSM for a document with public_key = `public_key` (another key this
+  // enclave holds, e.g. its upgrade receipt key), user_data = the current head and `nonce`
+  // (may be empty). Not cached.
+  Result<Bytes> ForKey(ByteSpan public_key, ByteSpan nonce);
 
   uint64_t nsm_requests() const;
 
  private:
   SystemTime Now() const;
+  Result<Bytes> FreshLocked(ByteSpan nonce);
+  Result<Bytes> CachedLocked();
   std::shared_ptr<attestation::Nsm> nsm_;
   crypto::X25519PublicKey static_key_;
   Options options_;
@@ -85,6 +110,8 @@ class AttestationSource {
   Bytes cached_;
   SystemTime cached_at_{};
   uint64_t requests_ = 0;
+  std::vector<Bytes> chain_;  // Guarded by mu_.
+  Bytes head_;                // Guarded by mu_; empty: no user_data.
 };
 
 // ClientHandshake is the initiator. Usage: Start → send; ReadServerHello(reply) → send the
@@ -103,6 +130,8 @@ class ClientHandshake {
   struct Established {
     SecureChannel channel;
     attestation::VerifiedAttestation attestation;
+    // chain is the enclave's verified upgrade chain; nullopt for an unchained enclave.
+    std::optional<upgrade::VerifiedChain> chain;
   };
   // Finish hands over the transport; kFailedPrecondition before ReadServerHello succeeded.
   Result<Established> Finish() &&;
@@ -113,6 +142,7 @@ class ClientHandshake {
   std::shared_ptr<const TrustPolicy> policy_;
   noise::Handshake handshake_;
   std::optional<attestation::VerifiedAttestation> verified_;
+  std::optional<upgrade::VerifiedChain> chain_;
 };
 
 // ServerHandshake is the enclave's responder.

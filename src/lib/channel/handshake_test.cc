@@ -12,6 +12,8 @@
 #include "lib/cbor/cbor.h"
 #include "lib/channel/protocol.h"
 #include "lib/crypto/random.h"
+#include "testing/upgrade_chain.h"
+#include "testing/temp_dir.h"
 
 namespace enclavia::channel {
 namespace {
@@ -401,6 +403,148 @@ TEST(TrustPolicyTest, RefusesPoliciesThatProtectNobody) {
   policy.accept = {{{0, Bytes(48, 1)}}};
   EXPECT_TRUE(CheckPolicy(policy));
   EXPECT_FALSE(ClientHandshake::Create(nullptr));
+}
+
+
+// Upgrade chains in the handshake: an enclave whose chain has grown from a genesis the client
+// trusts, presenting documents that bind the chain head (docs/formats/upgrade-chain.md).
+class ChainHandshakeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(crypto::Init());
+    auto b = upgrade::testing::ChainBuilder::Create(dir_.path() + "/ca");
+    ASSERT_TRUE(b) << b.error().message();
+    builder_ = std::move(b).value();
+    for (uint8_t version = 2; version <= 4; ++version) {
+      upgrade::testing::StepSpec spec;
+      spec.new_pcrs = upgrade::testing::Pcrs(version);
+      ASSERT_TRUE(builder_->Step(spec));
+    }
+  }
+
+  // Serve runs one handshake against an enclave running `pcrs` that presents `chain` and binds
+  // `head` in its documents.
+  Result<ClientHandshake::Established> Serve(const upgrade::PcrMap& pcrs,
+                                             const std::vector<Bytes>& chain, ByteSpan head,
+                                             std::shared_ptr<const TrustPolicy> policy) {
+    host::SimulatorOptions options;
+    for (const auto& [index, value] : pcrs) {
+      options.boot_pcrs[static_cast<uint16_t>(index)] = value;
+    }
+    auto sim = host::NsmSimulator::Create(builder_->ca(), std::move(options));
+    ENCLAVIA_CHECK(sim.has_value());
+    std::shared_ptr<attestation::Nsm> nsm(std::move(sim).value());
+    crypto::X25519Keypair key = crypto::X25519Keypair::Generate();
+    AttestationSource source(nsm, key.public_key);
+    source.SetChain(chain, Bytes(head.begin(), head.end()));
+    auto client = ClientHandshake::Create(std::move(policy));
+    if (!client) {
+      return client.error();
+    }
+    auto server = ServerHandshake::Create(key, source);
+    ENCLAVIA_CHECK(server.has_value());
+    auto m1 = client->Start();
+    ENCLAVIA_CHECK(m1.has_value());
+    auto m2 = server->ReadClientHello(*m1);
+    ENCLAVIA_CHECK(m2.has_value());
+    auto m3 = client->ReadServerHello(*m2);
+    if (!m3) {
+      return m3.error();
+    }
+    return std::move(*client).Finish();
+  }
+
+  std::shared_ptr<TrustPolicy> GenesisOnly(const upgrade::Digest& genesis) {
+    auto policy = std::make_shared<TrustPolicy>();
+    policy->verifier = builder_->verifier();
+    policy->chain_trust.genesis = {genesis};
+    return policy;
+  }
+
+  enclavia::testing::TempDir dir_{"channel-chain"};
+  std::unique_ptr<upgrade::testing::ChainBuilder> builder_;
+};
+
+TEST_F(ChainHandshakeTest, GenesisOnlyClientAcceptsAThreeStepChain) {
+  const upgrade::Digest& head = builder_->head();
+  auto out = Serve(upgrade::testing::Pcrs(4), builder_->chain(), head,
+                   GenesisOnly(builder_->genesis_hash()));
+  ASSERT_TRUE(out) << out.error().message();
+  ASSERT_TRUE(out->chain.has_value());
+  EXPECT_EQ(out->chain->steps.size(), 3u);
+  EXPECT_EQ(out->chain->genesis_hash, builder_->genesis_hash());
+  EXPECT_EQ(out->attestation.document().user_data, Bytes(head.begin(), head.end()));
+}
+
+TEST_F(ChainHandshakeTest, ClientPinningTheFirstPcrsFollowsTheChain) {
+  auto policy = std::make_shared<TrustPolicy>();
+  policy->verifier = builder_->verifier();
+  policy->accept = {upgrade::testing::Pcrs(1)};
+  const upgrade::Digest& head = builder_->head();
+  auto out = Serve(upgrade::testing::Pcrs(4), builder_->chain(), head, policy);
+  ASSERT_TRUE(out) << out.error().message();
+  EXPECT_TRUE(out->chain.has_value());
+  // Without the chain, the same enclave is refused: PCRs 4 are not pinned.
+  auto unchained = Serve(upgrade::testing::Pcrs(4), {}, {}, policy);
+  ASSERT_FALSE(unchained);
+  EXPECT_EQ(unchained.error().code(), Code::kPolicyViolation);
+}
+
+TEST_F(ChainHandshakeTest, RefusesADocumentThatDoesNotBindTheHead) {
+  // The head's image, binding step 2's head: a chain cut short by the host would look so.
+  std::vector<Bytes> chain = builder_->chain();
+  upgrade::Digest stale = upgrade::HeadAfterActivation(chain[6]);
+  auto out = Serve(upgrade::testing::Pcrs(4), chain, stale, GenesisOnly(builder_->genesis_hash()));
+  ASSERT_FALSE(out);
+  EXPECT_EQ(out.error().code(), Code::kPolicyViolation);
+  EXPECT_NE(out.error().message().find("does not bind the chain head"), std::string::npos)
+      << out.error().message();
+  // A superseded image (step 2's PCRs) presenting the full chain.
+  const upgrade::Digest& head = builder_->head();
+  auto old = Serve(upgrade::testing::Pcrs(3), chain, head, GenesisOnly(builder_->genesis_hash()));
+  ASSERT_FALSE(old);
+  EXPECT_NE(old.error().message().find("not the chain's last"), std::string::npos);
+}
+
+TEST_F(ChainHandshakeTest, RefusesAChainFromAnotherGenesis) {
+  const upgrade::Digest& head = builder_->head();
+  upgrade::Digest other{};
+  other[0] = 1;
+  auto out = Serve(upgrade::testing::Pcrs(4), builder_->chain(), head, GenesisOnly(other));
+  ASSERT_FALSE(out);
+  EXPECT_EQ(out.error().code(), Code::kPolicyViolation);
+  EXPECT_NE(out.error().message().find("descends from no trusted genesis"), std::string::npos)
+      << out.error().message();
+}
+
+TEST_F(ChainHandshakeTest, RefusesABrokenChain) {
+  std::vector<Bytes> chain = builder_->chain();
+  chain.erase(chain.begin() + 5);  // Step 2's staging receipt.
+  const upgrade::Digest& head = builder_->head();
+  auto out = Serve(upgrade::testing::Pcrs(4), chain, head, GenesisOnly(builder_->genesis_hash()));
+  ASSERT_FALSE(out);
+  EXPECT_EQ(out.error().code(), Code::kMalformed);
+  EXPECT_NE(out.error().message().find("enclave upgrade chain: upgrade: entry 5: gap"),
+            std::string::npos)
+      << out.error().message();
+}
+
+TEST_F(ChainHandshakeTest, GenesisOnlyClientRefusesAnUnchainedEnclave) {
+  auto out = Serve(upgrade::testing::Pcrs(1), {}, {}, GenesisOnly(builder_->genesis_hash()));
+  ASSERT_FALSE(out);
+  EXPECT_EQ(out.error().code(), Code::kPolicyViolation);
+  EXPECT_NE(out.error().message().find("no upgrade chain"), std::string::npos);
+}
+
+TEST(TrustPolicyTest, AGenesisAloneIsEnoughToProtectSomeone) {
+  TrustPolicy policy;
+  policy.verifier = std::make_shared<const attestation::Verifier>(
+      attestation::Verifier::Create(attestation::AwsRoot::kTrust).value());
+  EXPECT_FALSE(CheckPolicy(policy));
+  policy.chain_trust.genesis = {upgrade::Digest{}};
+  EXPECT_TRUE(CheckPolicy(policy));
+  policy.chain_trust.pcrs = {{{0, Bytes(47, 1)}}};
+  EXPECT_FALSE(CheckPolicy(policy));  // Further PCR sets are checked like accept sets.
 }
 
 }  // namespace

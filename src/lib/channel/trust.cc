@@ -11,11 +11,13 @@ Result<void> CheckPolicy(const TrustPolicy& policy) {
   if (policy.verifier == nullptr) {
     return Error(Code::kInvalidArgument, "trust policy: no trusted roots");
   }
-  if (policy.accept.empty()) {
+  if (policy.accept.empty() && policy.chain_trust.genesis.empty()) {
     return Error(Code::kInvalidArgument,
-                 "trust policy: no accepted PCR set; a client must name the PCRs it trusts");
+                 "trust policy: no accepted PCR set or genesis; a client must name what it trusts");
   }
-  for (const PcrSet& set : policy.accept) {
+  std::vector<PcrSet> sets = policy.accept;
+  sets.insert(sets.end(), policy.chain_trust.pcrs.begin(), policy.chain_trust.pcrs.end());
+  for (const PcrSet& set : sets) {
     if (set.empty()) {
       return Error(Code::kInvalidArgument, "trust policy: an accepted PCR set lists no PCR");
     }
@@ -32,10 +34,31 @@ Result<void> CheckPolicy(const TrustPolicy& policy) {
   return Ok();
 }
 
+namespace {
+
+// VerifyUpgradeChain follows the enclave's chain from what the policy trusts to the document.
+Result<upgrade::VerifiedChain> VerifyUpgradeChain(const TrustPolicy& policy,
+                                                  const std::vector<Bytes>& chain,
+                                                  const attestation::AttestationDocument& doc) {
+  upgrade::ChainOptions options{policy.verifier, policy.allow_debug};
+  ASSIGN_OR_RETURN(upgrade::VerifiedChain verified, upgrade::VerifyChain(chain, options));
+  upgrade::ChainTrust trust = policy.chain_trust;
+  trust.pcrs.insert(trust.pcrs.end(), policy.accept.begin(), policy.accept.end());
+  RETURN_IF_ERROR(upgrade::AcceptChain(verified, trust));
+  RETURN_IF_ERROR(upgrade::CheckPresented(verified, doc));
+  return verified;
+}
+
+}  // namespace
+
 Result<attestation::VerifiedAttestation> VerifyEnclave(
-    const TrustPolicy& policy, ByteSpan document, const crypto::X25519PublicKey& enclave_static,
-    const crypto::X25519PublicKey& client_ephemeral) {
+    const TrustPolicy& policy, ByteSpan document, const std::vector<Bytes>& chain,
+    const crypto::X25519PublicKey& enclave_static, const crypto::X25519PublicKey& client_ephemeral,
+    std::optional<upgrade::VerifiedChain>* verified_chain) {
   RETURN_IF_ERROR(CheckPolicy(policy));
+  if (verified_chain != nullptr) {
+    verified_chain->reset();
+  }
   attestation::TrustPolicy checks;
   checks.allow_debug = policy.allow_debug;
   checks.expected_public_key = Bytes(enclave_static.begin(), enclave_static.end());
@@ -48,6 +71,21 @@ Result<attestation::VerifiedAttestation> VerifyEnclave(
   auto verified = policy.verifier->Verify(document, now, checks);
   if (!verified) {
     return verified.error().WithContext("enclave attestation");
+  }
+  if (!chain.empty()) {
+    auto followed = VerifyUpgradeChain(policy, chain, verified->document());
+    if (!followed) {
+      return followed.error().WithContext("enclave upgrade chain");
+    }
+    if (verified_chain != nullptr) {
+      *verified_chain = std::move(followed).value();
+    }
+    return verified;
+  }
+  if (policy.accept.empty()) {
+    return Error(Code::kPolicyViolation,
+                 "enclave attestation: the enclave presents no upgrade chain, and the policy "
+                 "trusts only genesis hashes");
   }
   const auto& pcrs = verified->document().pcrs;
   for (const PcrSet& set : policy.accept) {

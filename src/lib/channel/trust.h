@@ -15,6 +15,7 @@
 #include "lib/base/encoding.h"
 #include "lib/base/result.h"
 #include "lib/crypto/x25519.h"
+#include "lib/upgrade/chain.h"
 
 // What a client requires of the enclave at the other end of a channel before it sends a byte.
 namespace enclavia::channel {
@@ -30,9 +31,13 @@ using PcrSet = std::map<uint32_t, Bytes>;
 struct TrustPolicy {
   // verifier holds the trusted roots (AWS Nitro, and/or a local simulator root).
   std::shared_ptr<const attestation::Verifier> verifier;
-  // accept lists the PCR sets any one of which must match. Never empty: a client always names
-  // what it trusts.
+  // accept lists the PCR sets any one of which must match (or, for an enclave that presents an
+  // upgrade chain, any one of which the chain passes through). Empty only when chain_trust names
+  // a genesis: a client always names what it trusts.
   std::vector<PcrSet> accept;
+  // chain_trust: genesis hashes (docs/formats/upgrade-chain.md) whose descendants are trusted,
+  // and further PCR sets (as `accept`) a chain may pass through.
+  upgrade::ChainTrust chain_trust;
   Freshness freshness = Freshness::kCached;
   std::chrono::milliseconds max_age{std::chrono::hours(1)};
   bool allow_debug = false;
@@ -41,16 +46,22 @@ struct TrustPolicy {
 };
 
 // CheckPolicy returns kInvalidArgument when `policy` could not protect anyone (no verifier, no
-// accept set, an empty set, a PCR value that is not 48 bytes).
+// accept set and no trusted genesis, an empty set, a PCR value that is not 48 bytes).
 Result<void> CheckPolicy(const TrustPolicy& policy);
 
 // VerifyEnclave checks a handshake's attestation document: chain to a trusted root, signature,
 // age, debug mode, public_key == the enclave's Noise static key, nonce == our ephemeral key when
-// fresh was asked, and one accept set matching. Errors keep the verifier's code
-// (kVerifyFailed, kUntrusted, kExpired, kPolicyViolation) and say what failed in one line.
+// fresh was asked. Then, with an empty upgrade `chain` (an unchained enclave), one accept set
+// must match the document's PCRs. With a chain: upgrade::VerifyChain (the policy's verifier and
+// allow_debug), AcceptChain (trusted = chain_trust.genesis, accept + chain_trust.pcrs), and
+// CheckPresented (the document's PCRs are the chain's last and its user_data the head). Errors
+// keep the code of what failed (kVerifyFailed, kUntrusted, kExpired, kPolicyViolation,
+// kMalformed) and say what in one line. `verified_chain`, when given, receives the verified
+// chain (nullopt for an unchained enclave).
 Result<attestation::VerifiedAttestation> VerifyEnclave(
-    const TrustPolicy& policy, ByteSpan document, const crypto::X25519PublicKey& enclave_static,
-    const crypto::X25519PublicKey& client_ephemeral);
+    const TrustPolicy& policy, ByteSpan document, const std::vector<Bytes>& chain,
+    const crypto::X25519PublicKey& enclave_static, const crypto::X25519PublicKey& client_ephemeral,
+    std::optional<upgrade::VerifiedChain>* verified_chain = nullptr);
 
 }  // namespace enclavia::channel
 

@@ -121,9 +121,10 @@ TEST(EnclaveConfig, RoundTripsAndIsDeterministic) {
   EXPECT_EQ(back->app.gid, 100u);
 }
 
-TEST(EnclaveConfig, StrictButLeavesOtherSectionsToTheirDaemons) {
-  std::string ok = "version = 1\n[enclave]\nname='a'\n[app]\ncmd=['/a']\n[upgrade]\nanything=1\n";
-  EXPECT_TRUE(ParseEnclaveConfig(ok));
+TEST(EnclaveConfig, StrictInEverySection) {
+  // [upgrade] is parsed here (upgrade_config_test.cc), strictly.
+  EXPECT_FALSE(ParseEnclaveConfig(
+      "version = 1\n[enclave]\nname='a'\n[app]\ncmd=['/a']\n[upgrade]\nanything=1\n"));
   // [egress] is parsed here (egress_config_test.cc), strictly.
   EXPECT_FALSE(ParseEnclaveConfig(
       "version = 1\n[enclave]\nname='a'\n[app]\ncmd=['/a']\n[egress]\nanything=1\n"));

@@ -66,7 +66,6 @@ Result<egress::Policy> ToPolicy(const EgressConfig& config) {
 Result<EnclaveConfig> ParseEnclaveConfig(std::string_view toml_text) {
   const Doc doc{"enclave.toml"};
   ASSIGN_OR_RETURN(toml::table root, internal::ParseToml(doc, toml_text));
-  // [upgrade] is accepted here and read by its own component.
   RETURN_IF_ERROR(internal::CheckKeys(doc, root, "",
                                       {"version", "enclave", "app", "storage", "egress", "upgrade"}));
   ASSIGN_OR_RETURN(auto version, internal::GetInt(doc, root, "", "version", 0, INT32_MAX));
@@ -146,6 +145,10 @@ Result<EnclaveConfig> ParseEnclaveConfig(std::string_view toml_text) {
                                                           internal::EgressKeys::kEnclaveToml,
                                                           nullptr));
   }
+  ASSIGN_OR_RETURN(const toml::table* upgrade, internal::GetTable(doc, root, "", "upgrade"));
+  if (upgrade != nullptr) {
+    ASSIGN_OR_RETURN(config.upgrade, internal::ParseUpgrade(doc, *upgrade));
+  }
   return config;
 }
 
@@ -172,6 +175,7 @@ std::string SerializeEnclaveConfig(const EnclaveConfig& config) {
   }
   out += internal::SerializeStorage(config.storage);
   out += internal::SerializeEgress(config.egress);
+  out += internal::SerializeUpgrade(config.upgrade);
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lib/base/bytes.h"
 #include "lib/base/result.h"
 #include "lib/egress/policy.h"
 
@@ -91,22 +92,34 @@ std::string_view DnssecModeName(egress::DnssecMode mode);
 // or name rules with no resolvers to ask.
 Result<egress::Policy> ToPolicy(const EgressConfig& egress);
 
+// UpgradeConfig is the image's [upgrade] section (docs/upgrade.md, docs/formats/enclaviafile.md).
+struct UpgradeConfig {
+  // control_keys pins the owner's control keys (DER SubjectPublicKeyInfo, Ed25519 or P-256;
+  // written as lowercase hex): an enclave of this image accepts only an upgrade chain whose
+  // genesis names no other control key, and no unchained boot. Empty: any genesis the host
+  // serves (the chain is still verified) or none.
+  std::vector<Bytes> control_keys;
+
+  friend bool operator==(const UpgradeConfig&, const UpgradeConfig&) = default;
+};
+
 struct EnclaveConfig {
   std::string name;
   std::string version;
   AppConfig app;
   StorageConfig storage;
   EgressConfig egress;
+  UpgradeConfig upgrade;
 };
 
-// ParseEnclaveConfig parses enclave.toml. Strict: unknown keys in [enclave], [app], [storage]
-// and [egress] are an error naming the key; [upgrade] is ignored here and read by its own
-// daemon. kMalformed / kInvalidArgument with a one-line message.
+// ParseEnclaveConfig parses enclave.toml. Strict: unknown keys in [enclave], [app], [storage],
+// [egress] and [upgrade] are an error naming the key. kMalformed / kInvalidArgument with a
+// one-line message.
 Result<EnclaveConfig> ParseEnclaveConfig(std::string_view toml_text);
 
 // SerializeEnclaveConfig renders `config` deterministically (fixed key order, sorted env), so the
-// same configuration always gives the same bytes and the same PCR2. [storage] and [egress] are
-// written only when they differ from their defaults.
+// same configuration always gives the same bytes and the same PCR2. [storage], [egress] and
+// [upgrade] are written only when they differ from their defaults.
 std::string SerializeEnclaveConfig(const EnclaveConfig& config);
 
 }  // namespace enclavia::config

@@ -75,8 +75,8 @@ Result<void> ParseKernel(const Doc& doc, const toml::table& root, const std::str
 Result<Enclaviafile> ParseEnclaviafile(std::string_view text, const std::string& dir) {
   const Doc doc{"Enclaviafile"};
   ASSIGN_OR_RETURN(toml::table root, internal::ParseToml(doc, text));
-  RETURN_IF_ERROR(
-      internal::CheckKeys(doc, root, "", {"image", "app", "kernel", "eif", "storage", "egress"}));
+  RETURN_IF_ERROR(internal::CheckKeys(
+      doc, root, "", {"image", "app", "kernel", "eif", "storage", "egress", "upgrade"}));
 
   Enclaviafile file;
   file.dir = dir;
@@ -184,6 +184,10 @@ Result<Enclaviafile> ParseEnclaviafile(std::string_view text, const std::string&
     if (anchor.has_value()) {
       file.trust_anchor = Resolve(dir, *anchor);
     }
+  }
+  ASSIGN_OR_RETURN(const toml::table* upgrade, internal::GetTable(doc, root, "", "upgrade"));
+  if (upgrade != nullptr) {
+    ASSIGN_OR_RETURN(file.upgrade, internal::ParseUpgrade(doc, *upgrade));
   }
   return file;
 }

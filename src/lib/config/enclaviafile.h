@@ -53,6 +53,7 @@ inline constexpr std::string_view kDefaultTrustAnchor = "/usr/share/dns/root.key
 struct Enclaviafile {
   StorageConfig storage;  // [storage]: copied into enclave.toml as is
   EgressConfig egress;    // [egress] without trust_anchor: copied into enclave.toml as is
+  UpgradeConfig upgrade;  // [upgrade]: copied into enclave.toml as is
   // [egress] trust_anchor: absolute (resolved against the Enclaviafile's dir). The builder reads
   // it only when egress is enabled with dnssec = "require".
   std::string trust_anchor = std::string(kDefaultTrustAnchor);

@@ -57,7 +57,8 @@ Result<TrustFile> ParseTrustFile(std::string_view toml_text) {
   const Doc doc{"trust file"};
   ASSIGN_OR_RETURN(toml::table root, internal::ParseToml(doc, toml_text));
   RETURN_IF_ERROR(internal::CheckKeys(doc, root, "",
-                                      {"roots", "max_age", "fresh", "allow_debug", "accept"}));
+                                      {"roots", "max_age", "fresh", "allow_debug", "accept",
+                                       "genesis"}));
   TrustFile trust;
   ASSIGN_OR_RETURN(auto roots, internal::GetStringArray(doc, root, "", "roots"));
   if (!roots || roots->empty()) {
@@ -86,9 +87,26 @@ Result<TrustFile> ParseTrustFile(std::string_view toml_text) {
   ASSIGN_OR_RETURN(trust.fresh, GetBool(root, "fresh", false));
   ASSIGN_OR_RETURN(trust.allow_debug, GetBool(root, "allow_debug", false));
 
+  ASSIGN_OR_RETURN(auto genesis, internal::GetStringArray(doc, root, "", "genesis"));
+  if (genesis) {
+    if (genesis->empty()) {
+      return Bad("genesis must list at least one genesis hash (or be left out)");
+    }
+    for (const std::string& hex : *genesis) {
+      auto hash = HexDecode(hex);
+      if (!hash || hash->size() != 32) {
+        return Bad("genesis entries must be 64 hex digits (an upgrade chain's genesis hash)");
+      }
+      trust.genesis.push_back(std::move(*hash));
+    }
+  }
+
   const toml::node* accept = root.get("accept");
   if (accept == nullptr) {
-    return Bad("no [[accept]] set: a client must name the PCRs it trusts");
+    if (!trust.genesis.empty()) {
+      return trust;
+    }
+    return Bad("no [[accept]] set or genesis: a client must name what it trusts");
   }
   const toml::array* sets = accept->as_array();
   if (sets == nullptr || sets->empty()) {

@@ -18,6 +18,7 @@
 //   max_age = "1h"
 //   fresh = false
 //   allow_debug = false
+//   genesis = ["<64 hex digits>"]        # optional: upgrade chains from these genesis hashes
 //   [[accept]]
 //   PCR0 = "<96 hex digits>"
 namespace enclavia::config {
@@ -32,10 +33,14 @@ struct TrustFile {
   bool allow_debug = false;
   // accept: any one set must match; every PCR listed in the set must match exactly.
   std::vector<std::map<uint32_t, Bytes>> accept;
+  // genesis: upgrade-chain genesis hashes (32 bytes each, docs/formats/upgrade-chain.md) whose
+  // descendants are trusted. With at least one, [[accept]] may be absent.
+  std::vector<Bytes> genesis;
 };
 
-// ParseTrustFile parses and checks a trust file: at least one root, at least one [[accept]] set,
-// each with at least one PCR<n> (n < 32) of 96 hex digits, max_age a positive duration
+// ParseTrustFile parses and checks a trust file: at least one root, at least one [[accept]] set
+// (or genesis hash), each set with at least one PCR<n> (n < 32) of 96 hex digits, each genesis
+// 64 hex digits, max_age a positive duration
 // ("90s", "15m", "1h", "2d", or a plain number of seconds). Unknown keys are errors. Messages
 // are one line, prefixed "trust file: ".
 Result<TrustFile> ParseTrustFile(std::string_view toml_text);

@@ -65,6 +65,27 @@ TEST(TrustFileTest, RejectsWhatCouldNotProtectAnyone) {
   }
 }
 
+TEST(TrustFileTest, GenesisHashesMayStandInForAcceptSets) {
+  const std::string hash(64, 'c');
+  auto only = ParseTrustFile("roots = [\"aws-nitro\"]\ngenesis = [\"" + hash + "\"]\n");
+  ASSERT_TRUE(only) << only.error().message();
+  ASSERT_EQ(only->genesis.size(), 1u);
+  EXPECT_EQ(only->genesis[0], Bytes(32, 0xcc));
+  EXPECT_TRUE(only->accept.empty());
+  auto both = ParseTrustFile("roots = [\"aws-nitro\"]\ngenesis = [\"" + hash + "\", \"" +
+                             std::string(64, 'D') + "\"]\n[[accept]]\nPCR0 = \"" + kPcr + "\"\n");
+  ASSERT_TRUE(both) << both.error().message();
+  EXPECT_EQ(both->genesis.size(), 2u);
+  EXPECT_EQ(both->accept.size(), 1u);
+  for (const std::string& bad : {std::string("genesis = []"), std::string("genesis = [\"abcd\"]"),
+                                 std::string("genesis = \"") + hash + "\""}) {
+    auto refused = ParseTrustFile("roots = [\"aws-nitro\"]\n" + bad + "\n");
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_NE(refused.error().message().find("genesis"), std::string::npos)
+        << refused.error().message();
+  }
+}
+
 TEST(TrustFileTest, Durations) {
   EXPECT_EQ(*ParseDuration("90s"), std::chrono::seconds(90));
   EXPECT_EQ(*ParseDuration("2d"), std::chrono::hours(48));

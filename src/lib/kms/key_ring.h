@@ -29,13 +29,17 @@ struct KeyRing {
   std::vector<KeyRingEntry> entries;  // first_epoch strictly ascending; at most one kUnassigned, last.
 };
 
-// EncodeKeyRing: "enclavia/key-ring/v1" || u8 count || (u64 BE first_epoch || 32 bytes)*.
+// EncodeKeyRing: "enclavia/key-ring/v1" || u8 count || (u64 BE first_epoch || 32 bytes)*,
+// built in cleansed memory. The ring must be well-formed (entries of kDataKeySize bytes: checked).
 crypto::SecretBytes EncodeKeyRing(const KeyRing& ring);
 // DecodeKeyRing also accepts a bare 32-byte data key (volumes made before upgrades existed) as
-// one entry at epoch 0. kMalformed for anything else (never echoes the bytes).
+// one entry at epoch 0. kMalformed for anything else (never echoes the bytes): a count of 0 or
+// above kMaxRingEntries, a length that does not match the count, first epochs that do not
+// ascend, kUnassigned anywhere but last, or as the only entry (the first secret keys the
+// volume's signing key, so it always has an epoch).
 Result<KeyRing> DecodeKeyRing(ByteSpan plaintext);
 // AppendFresh adds a random secret with first_epoch = kUnassigned (kFailedPrecondition when one
-// is already unassigned, kLimitExceeded at kMaxRingEntries).
+// is already unassigned, kLimitExceeded at kMaxRingEntries, kInvalidArgument for an empty ring).
 Result<void> AppendFresh(KeyRing& ring);
 
 }  // namespace enclavia::kms

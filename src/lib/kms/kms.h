@@ -18,6 +18,9 @@
 namespace enclavia::kms {
 
 inline constexpr size_t kDataKeySize = 32;
+// kMaxPlaintextSize bounds what Encrypt wraps (AWS KMS's own limit): a key ring of 64 entries is
+// 2581 bytes (key_ring.h).
+inline constexpr size_t kMaxPlaintextSize = 4096;
 
 struct DataKey {
   crypto::SecretBytes plaintext;  // kDataKeySize bytes; never leaves the enclave.
@@ -31,9 +34,14 @@ class Kms {
   // GenerateDataKey returns a new 256-bit key under the service's key `key_id`.
   // kPolicyViolation when this enclave's attestation does not satisfy the key's policy.
   virtual Result<DataKey> GenerateDataKey(const std::string& key_id) = 0;
-  // Decrypt returns the plaintext of a blob GenerateDataKey made. kPolicyViolation as above;
-  // kVerifyFailed for a blob that was altered.
+  // Decrypt returns the plaintext of a blob GenerateDataKey or Encrypt made. kPolicyViolation as
+  // above; kVerifyFailed for a blob that was altered.
   virtual Result<crypto::SecretBytes> Decrypt(ByteSpan ciphertext_blob) = 0;
+  // Encrypt wraps `plaintext` (1..kMaxPlaintextSize bytes, e.g. an encoded key ring) under the
+  // service's key `key_id` and returns a blob Decrypt opens. The enclave attests as for the other
+  // calls and the service checks the document satisfies the key's policy (kPolicyViolation), so
+  // only an enclave that could later Decrypt under that key can make blobs for it.
+  virtual Result<Bytes> Encrypt(const std::string& key_id, ByteSpan plaintext) = 0;
 };
 
 }  // namespace enclavia::kms

@@ -25,11 +25,12 @@ class LocalKmsClient : public Kms {
 
   Result<DataKey> GenerateDataKey(const std::string& key_id) override;
   Result<crypto::SecretBytes> Decrypt(ByteSpan ciphertext_blob) override;
+  Result<Bytes> Encrypt(const std::string& key_id, ByteSpan plaintext) override;
 
  private:
-  // Call attests, sends `request` with the document and returns the opened data key; for
-  // GenerateDataKey it stores the new blob in *blob_out.
-  Result<crypto::SecretBytes> Call(KmsRequest request, Bytes* blob_out);
+  // Call attests, sends `request` with the document and returns the opened key (Encrypt: empty)
+  // and the new blob (GenerateDataKey and Encrypt: never empty).
+  Result<DataKey> Call(KmsRequest request);
 
   std::mutex mu_;
   std::shared_ptr<attestation::Nsm> nsm_;  // Guarded by mu_.

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "lib/cbor/cbor.h"
+#include "lib/kms/kms.h"
 #include "lib/net/socket.h"
 
 namespace enclavia::kms {
@@ -24,9 +25,11 @@ Error Malformed(std::string_view what) {
   return Error(Code::kMalformed, "kms: " + std::string(what));
 }
 
-// DecodeMap decodes one message: a definite map in deterministic encoding with exactly `keys`.
+// DecodeMap decodes one message: a definite map in deterministic encoding with exactly the keys
+// of one of the alternatives.
 Result<Value> DecodeMap(ByteSpan data, std::initializer_list<std::string_view> keys_a,
-                        std::initializer_list<std::string_view> keys_b = {}) {
+                        std::initializer_list<std::string_view> keys_b = {},
+                        std::initializer_list<std::string_view> keys_c = {}) {
   if (data.size() > kMaxMessageSize) {
     return Error(Code::kLimitExceeded, "kms: message over 64 KiB");
   }
@@ -52,7 +55,7 @@ Result<Value> DecodeMap(ByteSpan data, std::initializer_list<std::string_view> k
                  keys.end();
     });
   };
-  if (!matches(keys_a) && !matches(keys_b)) {
+  if (!matches(keys_a) && !matches(keys_b) && !matches(keys_c)) {
     return Malformed("unexpected fields");
   }
   return std::move(*root);
@@ -88,6 +91,11 @@ Bytes EncodeRequest(const KmsRequest& request) {
   if (request.op == Operation::kGenerateDataKey) {
     map.emplace_back(Value::TextString("op"), Value::TextString("generate"));
     map.emplace_back(Value::TextString("key_id"), Value::TextString(request.key_id));
+  } else if (request.op == Operation::kEncrypt) {
+    map.emplace_back(Value::TextString("op"), Value::TextString("encrypt"));
+    map.emplace_back(Value::TextString("key_id"), Value::TextString(request.key_id));
+    map.emplace_back(Value::TextString("plaintext"),
+                     Value::ByteString(ByteSpan(request.plaintext)));
   } else {
     map.emplace_back(Value::TextString("op"), Value::TextString("decrypt"));
     map.emplace_back(Value::TextString("blob"), Value::ByteString(ByteSpan(request.blob)));
@@ -115,21 +123,33 @@ Bytes EncodeError(const Error& error) {
 }
 
 Result<KmsRequest> DecodeRequest(ByteSpan data) {
-  ASSIGN_OR_RETURN(Value root,
-                   DecodeMap(data, {"v", "op", "key_id", "doc"}, {"v", "op", "blob", "doc"}));
+  ASSIGN_OR_RETURN(Value root, DecodeMap(data, {"v", "op", "key_id", "doc"},
+                                         {"v", "op", "blob", "doc"},
+                                         {"v", "op", "key_id", "plaintext", "doc"}));
   const Value* op = root.Find("op");
   if (op == nullptr || !op->is_text()) {
     return Malformed("no op");
   }
   KmsRequest request;
   ASSIGN_OR_RETURN(request.attestation, GetBytes(root, "doc", kMaxMessageSize, false));
-  if (op->as_text() == "generate") {
+  if (op->as_text() == "generate" && root.Find("plaintext") == nullptr) {
     const Value* key_id = root.Find("key_id");
     if (key_id == nullptr || !key_id->is_text() || !ValidKeyId(key_id->as_text())) {
       return Malformed("generate needs a valid key_id");
     }
     request.op = Operation::kGenerateDataKey;
     request.key_id = key_id->as_text();
+    return request;
+  }
+  if (op->as_text() == "encrypt") {
+    const Value* key_id = root.Find("key_id");
+    if (key_id == nullptr || !key_id->is_text() || !ValidKeyId(key_id->as_text()) ||
+        root.Find("plaintext") == nullptr) {
+      return Malformed("encrypt needs a valid key_id and a plaintext");
+    }
+    request.op = Operation::kEncrypt;
+    request.key_id = key_id->as_text();
+    ASSIGN_OR_RETURN(request.plaintext, GetBytes(root, "plaintext", kMaxPlaintextSize, false));
     return request;
   }
   if (op->as_text() == "decrypt") {
@@ -158,7 +178,7 @@ Result<KmsResponse> DecodeResponse(ByteSpan data) {
     return Error(static_cast<Code>(value), "kms: " + message->as_text());
   }
   KmsResponse response;
-  ASSIGN_OR_RETURN(response.sealed_key, GetBytes(root, "key", kMaxBlobSize, false));
+  ASSIGN_OR_RETURN(response.sealed_key, GetBytes(root, "key", kMaxBlobSize, true));
   ASSIGN_OR_RETURN(response.blob, GetBytes(root, "blob", kMaxBlobSize, true));
   return response;
 }
@@ -207,7 +227,9 @@ Result<void> WriteMessage(int fd, ByteSpan message) {
     frame.push_back(static_cast<uint8_t>(size >> shift));
   }
   frame.insert(frame.end(), message.begin(), message.end());
-  if (auto sent = sys::SendFull(fd, frame); !sent) {
+  auto sent = sys::SendFull(fd, frame);
+  crypto::Cleanse(frame.data(), frame.size());  // It may carry a key ring (Encrypt).
+  if (!sent) {
     return Error(Code::kUnavailable, "kms: " + sent.error().message());
   }
   return Ok();

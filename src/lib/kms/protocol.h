@@ -22,23 +22,30 @@ namespace enclavia::kms {
 inline constexpr uint64_t kKmsProtocolVersion = 1;
 inline constexpr size_t kMaxMessageSize = 64 * 1024;
 inline constexpr size_t kMaxKeyIdSize = 64;
-inline constexpr size_t kMaxBlobSize = 1024;
+// kMaxBlobSize bounds a ciphertext blob and a sealed key: room for an Encrypt blob of
+// kMaxPlaintextSize bytes (kms.h).
+inline constexpr size_t kMaxBlobSize = 8192;
 
-enum class Operation { kGenerateDataKey, kDecrypt };
+enum class Operation { kGenerateDataKey, kDecrypt, kEncrypt };
 
 // KmsRequest: GenerateDataKey names `key_id` (blob empty); Decrypt carries `blob` (key_id empty:
-// the blob names its key). `attestation` is a COSE_Sign1 NSM document whose public_key is the
-// X25519 key the response's data key is sealed to.
+// the blob names its key); Encrypt names `key_id` and carries `plaintext` (1..kMaxPlaintextSize
+// bytes; in the clear on this wire: the local simulator runs in the host's place and keeps its
+// master keys on the host, so it protects nothing from the host anyway — AWS KMS is reached over
+// TLS that ends inside the enclave). `attestation` is a COSE_Sign1 NSM document whose public_key
+// is the X25519 key the response's data key is sealed to.
 struct KmsRequest {
   Operation op = Operation::kGenerateDataKey;
   std::string key_id;
   Bytes blob;
   Bytes attestation;
+  Bytes plaintext;
   bool operator==(const KmsRequest&) const = default;
 };
 
-// KmsResponse: `sealed_key` is the data key sealed to the document's public key
-// (SealToRecipient); `blob` is the new ciphertext blob (GenerateDataKey only, else empty).
+// KmsResponse: `sealed_key` is the data key (Decrypt: the plaintext) sealed to the document's
+// public key (SealToRecipient; empty for Encrypt); `blob` is the new ciphertext blob
+// (GenerateDataKey and Encrypt, else empty).
 struct KmsResponse {
   Bytes sealed_key;
   Bytes blob;
@@ -56,7 +63,8 @@ Bytes EncodeError(const Error& error);
 
 // DecodeRequest parses untrusted bytes strictly: one definite-length map in deterministic
 // encoding, "v" = 1, exactly the fields of the operation with their types and bounds (a valid
-// key id, a blob of at most kMaxBlobSize bytes, a non-empty attestation). kMalformed, one line
+// key id, a blob of at most kMaxBlobSize bytes, a plaintext of 1..kMaxPlaintextSize bytes, a
+// non-empty attestation). kMalformed, one line
 // starting "kms: ".
 Result<KmsRequest> DecodeRequest(ByteSpan data);
 // DecodeResponse parses a response the same way; an error response becomes that Error (its code

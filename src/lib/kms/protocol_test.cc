@@ -5,20 +5,51 @@
 
 #include "lib/cbor/cbor.h"
 #include "lib/crypto/random.h"
+#include "lib/kms/kms.h"
 
 namespace enclavia::kms {
 namespace {
 
 TEST(KmsProtocolTest, RequestsRoundTrip) {
-  KmsRequest generate{Operation::kGenerateDataKey, "volume-key.1", {}, Bytes{0xd2, 0x84}};
+  KmsRequest generate{Operation::kGenerateDataKey, "volume-key.1", {}, Bytes{0xd2, 0x84}, {}};
   auto decoded = DecodeRequest(EncodeRequest(generate));
   ASSERT_TRUE(decoded) << decoded.error().message();
   EXPECT_EQ(*decoded, generate);
 
-  KmsRequest decrypt{Operation::kDecrypt, "", Bytes(80, 7), Bytes{1, 2, 3}};
+  KmsRequest decrypt{Operation::kDecrypt, "", Bytes(80, 7), Bytes{1, 2, 3}, {}};
   decoded = DecodeRequest(EncodeRequest(decrypt));
   ASSERT_TRUE(decoded) << decoded.error().message();
   EXPECT_EQ(*decoded, decrypt);
+
+  KmsRequest encrypt{Operation::kEncrypt, "volume.successor", {}, Bytes{4, 5}, Bytes(2581, 9)};
+  decoded = DecodeRequest(EncodeRequest(encrypt));
+  ASSERT_TRUE(decoded) << decoded.error().message();
+  EXPECT_EQ(*decoded, encrypt);
+
+  // An Encrypt response carries only the blob.
+  KmsResponse blob_only{{}, Bytes(2700, 3)};
+  auto response = DecodeResponse(EncodeResponse(blob_only));
+  ASSERT_TRUE(response) << response.error().message();
+  EXPECT_EQ(*response, blob_only);
+}
+
+TEST(KmsProtocolTest, RejectsBadEncryptRequests) {
+  KmsRequest empty{Operation::kEncrypt, "k", {}, Bytes{1}, {}};
+  EXPECT_FALSE(DecodeRequest(EncodeRequest(empty)));
+  KmsRequest big{Operation::kEncrypt, "k", {}, Bytes{1}, Bytes(kMaxPlaintextSize + 1, 0)};
+  EXPECT_FALSE(DecodeRequest(EncodeRequest(big)));
+  KmsRequest bad_id{Operation::kEncrypt, ".k", {}, Bytes{1}, Bytes{1}};
+  EXPECT_FALSE(DecodeRequest(EncodeRequest(bad_id)));
+  // "generate" with a plaintext, "encrypt" without one: not a request.
+  cbor::Value::Map map = {{cbor::Value::TextString("v"), cbor::Value::Uint(1)},
+                          {cbor::Value::TextString("op"), cbor::Value::TextString("generate")},
+                          {cbor::Value::TextString("key_id"), cbor::Value::TextString("k")},
+                          {cbor::Value::TextString("plaintext"), cbor::Value::ByteString(Bytes{1})},
+                          {cbor::Value::TextString("doc"), cbor::Value::ByteString(Bytes{1})}};
+  EXPECT_FALSE(DecodeRequest(cbor::Encode(cbor::Value::MakeMap(map))));
+  map.erase(map.begin() + 3);
+  map[1].second = cbor::Value::TextString("encrypt");
+  EXPECT_FALSE(DecodeRequest(cbor::Encode(cbor::Value::MakeMap(map))));
 }
 
 TEST(KmsProtocolTest, ResponsesAndErrorsRoundTrip) {
@@ -34,11 +65,11 @@ TEST(KmsProtocolTest, ResponsesAndErrorsRoundTrip) {
 }
 
 TEST(KmsProtocolTest, RejectsBadRequests) {
-  KmsRequest bad_id{Operation::kGenerateDataKey, "../etc/passwd", {}, Bytes{1}};
+  KmsRequest bad_id{Operation::kGenerateDataKey, "../etc/passwd", {}, Bytes{1}, {}};
   EXPECT_FALSE(DecodeRequest(EncodeRequest(bad_id)));
-  KmsRequest no_doc{Operation::kGenerateDataKey, "k", {}, {}};
+  KmsRequest no_doc{Operation::kGenerateDataKey, "k", {}, {}, {}};
   EXPECT_FALSE(DecodeRequest(EncodeRequest(no_doc)));
-  KmsRequest big_blob{Operation::kDecrypt, "", Bytes(kMaxBlobSize + 1, 0), Bytes{1}};
+  KmsRequest big_blob{Operation::kDecrypt, "", Bytes(kMaxBlobSize + 1, 0), Bytes{1}, {}};
   EXPECT_FALSE(DecodeRequest(EncodeRequest(big_blob)));
   // Keys out of deterministic order.
   cbor::Value::Map map = {{cbor::Value::TextString("key_id"), cbor::Value::TextString("k")},

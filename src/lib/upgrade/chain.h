@@ -47,14 +47,19 @@ using PcrMap = std::map<uint32_t, Bytes>;
 
 inline constexpr uint64_t kFormatVersion = 1;
 inline constexpr size_t kMaxEntrySize = 24 * 1024;   // An entry with an attestation document.
-inline constexpr size_t kMaxChainLength = 1 + 3 * 21;  // Genesis and 21 upgrades (channel: 64).
+// Genesis and 10 upgrades: what fits, with the presented document, in one Noise message (the
+// ServerHello, 65,519 bytes) and one audit response record when each step is about 5.3 KB
+// (docs/upgrade.md, "Limits").
+inline constexpr size_t kMaxChainLength = 1 + 3 * 10;
 inline constexpr size_t kMaxControlKeys = 8;
 inline constexpr size_t kMaxIdSize = 64;
 
 struct Genesis {
   std::string enclave_id;            // 1..kMaxIdSize printable ASCII (the deployment's name).
   PcrMap first_pcrs;                 // 1..32 PCRs of 48 bytes.
-  // control_keys are SubjectPublicKeyInfo DER (Ed25519 or P-256). Empty only when !upgradable.
+  // control_keys are SubjectPublicKeyInfo DER (Ed25519 or P-256), 1..kMaxControlKeys, distinct.
+  // The genesis is self-signed by one of them; an immutable genesis still names the key that
+  // declared it (SignGenesis adds the signer's key when the list is empty and !upgradable).
   std::vector<Bytes> control_keys;
   bool upgradable = false;
   uint64_t min_staging_window_s = 0;  // Seconds; requests become due no earlier than this after staging.
@@ -93,24 +98,31 @@ struct ActivationReceipt {
   // volume key was handed over; absent otherwise. Lets the new enclave check the key it received
   // is the one the old enclave vouched for.
   std::optional<Digest> key_commitment;
-  Bytes attestation;  // As in StagingReceipt (user_data = previous head).
+  // attestation: as in StagingReceipt (user_data = previous head), or empty when the staging
+  // receipt's document binds the key that signs this receipt too (same enclave boot): that
+  // halves a step's size (~4.4 KiB per document), and chains travel in one ServerHello.
+  Bytes attestation;
 };
 
 enum class EntryType { kGenesis, kRequest, kRevocation, kStaging, kActivation };
 const char* EntryTypeName(EntryType type);  // "genesis", "request", …: the payload's "t".
 
-// Encoding and signing. Sign* make COSE_Sign1 (untagged, protected {1: alg}) entries whose
-// payload is the deterministic CBOR map of the struct with "t" and "v". Receipts are signed by
-// the enclave's receipt key, the rest by a control key. kInvalidArgument for a struct that breaks
-// the limits above.
+// Encoding and signing. Sign* make COSE_Sign1 (untagged, protected {1: alg}, unprotected {},
+// external_aad "enclavia/upgrade/v1") entries whose payload is the deterministic CBOR map of the
+// struct with "t" and "v". Receipts are signed by the enclave's receipt key (Ed25519 only), the
+// rest by a control key (Ed25519 or P-256). kInvalidArgument for a struct that breaks the limits
+// above, a signer of another algorithm, or a genesis whose control_keys do not name its signer;
+// the signer's own errors pass through.
 Result<Bytes> SignGenesis(const Genesis& genesis, const crypto::Signer& control_key);
 Result<Bytes> SignRequest(const UpgradeRequest& request, const crypto::Signer& control_key);
 Result<Bytes> SignRevocation(const Revocation& revocation, const crypto::Signer& control_key);
 Result<Bytes> SignStaging(const StagingReceipt& receipt, const crypto::Signer& receipt_key);
 Result<Bytes> SignActivation(const ActivationReceipt& receipt, const crypto::Signer& receipt_key);
 
-// Parsing untrusted bytes, without checking signatures: COSE_Sign1 structure, canonical payload,
-// exact fields, sizes. kMalformed / kUnsupported ("upgrade: ...").
+// Parsing untrusted bytes, without checking signatures: COSE_Sign1 structure in its one byte form
+// (untagged, empty unprotected header, canonical CBOR throughout), the algorithm allowed for the
+// entry's signer, canonical payload, exact fields, sizes. kMalformed / kUnsupported /
+// kLimitExceeded (over kMaxEntrySize), one line starting "upgrade: ".
 struct Entry {
   EntryType type = EntryType::kGenesis;
   Bytes bytes;  // The whole entry as received.
@@ -154,18 +166,23 @@ struct VerifiedChain {
   std::vector<Step> steps;
   Digest head{};      // The last head (genesis_hash when there are no steps).
   PcrMap head_pcrs;   // first_pcrs, or the last step's new_pcrs.
+  // allow_debug is ChainOptions::allow_debug: documents of debug-mode enclaves (PCR0, 1, 2, 8
+  // zero) were accepted for the receipts and are for CheckPresented.
+  bool allow_debug = false;
   // PcrsAt returns the PCRs in force after `n` steps (0: genesis).
   const PcrMap& PcrsAt(size_t n) const;
 };
 
 // VerifyChain checks a whole chain and returns it, or names the first problem in one line
 // ("upgrade: entry 4: ...") with the code of what failed:
+//  - 1..kMaxChainLength entries (kLimitExceeded), each parses (ParseEntry);
 //  - entry 0 is a genesis, self-signed by one of its control keys (kVerifyFailed);
 //  - then triples (request, staging, activation), nothing else, nothing missing (kMalformed:
 //    "gap", "reordered", "duplicate");
-//  - each request: signed by a genesis control key (kVerifyFailed), genesis == this chain's
-//    (kPolicyViolation), previous_head == the head before it (kPolicyViolation: replayed or
-//    forked), the genesis upgradable (kPolicyViolation: "immutable");
+//  - each request: the genesis upgradable (kPolicyViolation: "immutable"), signed by a genesis
+//    control key (kVerifyFailed), not seen before in the chain (kMalformed: "duplicate"),
+//    genesis == this chain's (kPolicyViolation), previous_head == the head before it
+//    (kPolicyViolation: replayed or forked);
 //  - each receipt: its document verifies against `options.verifier` at the document's own time,
 //    document.public_key is the key that signed the receipt (kVerifyFailed: "signed by a key no
 //    attestation binds"), document PCRs equal the PCRs in force before the step
@@ -188,13 +205,15 @@ struct ChainTrust {
 Result<size_t> AcceptChain(const VerifiedChain& chain, const ChainTrust& trust);
 
 // CheckPresented checks that a verified attestation document belongs at the chain's head:
-// PCRs equal head_pcrs and user_data == head. kPolicyViolation otherwise ("upgrade: the enclave's
+// PCRs equal head_pcrs and user_data == head. `doc` must come from a Verifier::Verify whose
+// policy's allow_debug was no looser than chain.allow_debug. kPolicyViolation otherwise ("upgrade: the enclave's
 // attestation does not bind the chain head"; "...PCRs are not the chain's last").
 Result<void> CheckPresented(const VerifiedChain& chain, const attestation::AttestationDocument& doc);
 
 // The old enclave's decisions (src/enclave/upgrade), on its own chain and clock:
-// CheckStage: request signed by a control key, for this genesis, previous_head == our head, the
-// genesis upgradable, not already staged/revoked (the caller keeps that state).
+// CheckStage: the genesis upgradable, request signed by a control key, for this genesis,
+// previous_head == our head (codes as in VerifyChain). Not already staged/revoked: the caller
+// keeps that state.
 Result<UpgradeRequest> CheckStage(const VerifiedChain& ours, ByteSpan request_entry);
 // DueAt: when a staged request may activate: max(staged_at + genesis window, not_before).
 uint64_t DueAt(const VerifiedChain& ours, const UpgradeRequest& request, uint64_t staged_at_unix);

@@ -12,13 +12,17 @@
 #include "lib/net/address.h"
 
 // The two upgrade services between an enclave and its host (docs/formats/upgrade-chain.md,
-// "Wire"). Framing: lib/net/framing.h records (u16 BE length... no: u32 BE length + bytes,
-// at most kMaxMessage), each a deterministic CBOR map {"v": 1, "t": tstr, ...}. One request,
-// one response per connection (the caller closes after).
+// "Wire"). Framing: u32 BE length (1..kMaxMessage) + bytes, each a deterministic CBOR map
+// {"v": 1, "t": tstr, ...}. One request, one response per connection (the caller closes after).
+// Fields: "chain"/"staged" (arrays of bstr, present only when non-empty), "pending" (bstr,
+// present only when set); "request" (stage: the request entry; activate: its 32-byte hash),
+// "receipt" (staged, activated), "revocation" (revoke); "code"/"message" (error). So the
+// request {"t": "chain"} and an unchained enclave's answer have the same form.
 //
 //  1. The enclave's upgrade service, vsock port kEnclaveUpgradePort (host → enclave):
 //       {"t": "chain"}                          → {"t": "chain", "chain": [bstr...],
-//                                                   "staged": [bstr...]}  (staged: requests)
+//                                                   "staged": [bstr...]}  (requests, then
+//                                                   their staging receipts)
 //       {"t": "stage", "request": bstr}         → {"t": "staged", "receipt": bstr}
 //       {"t": "revoke", "revocation": bstr}     → {"t": "revoked"}
 //       {"t": "activate", "request": bstr(hash 32)} → {"t": "activated", "receipt": bstr}
@@ -31,8 +35,10 @@
 //       {"t": "chain"}      → {"t": "chain", "chain": [bstr...], "staged": [bstr...],
 //                              "pending": bstr?}
 //         chain: the enclave's chain as the host stores it (empty: an unchained enclave);
-//         staged: staging receipts issued so far for the current head (a restarted enclave
-//         re-learns its staged requests from them: each is checked, never trusted);
+//         staged: the request entries staged so far for the current head AND their staging
+//         receipts, in any order (matched by request hash; a restarted enclave re-learns its
+//         staged requests from them, each checked, never trusted; a successor finds its
+//         pending request's receipt there);
 //         pending: for a successor launched to be activated, the request entry it was staged by.
 //       {"t": "successor"} → {"t": "ok"} then the connection becomes a byte pipe to the
 //         successor enclave's ingress (channel port): the old enclave runs a channel handshake
@@ -57,7 +63,7 @@ enum class MessageType { kChain, kStage, kStaged, kRevoke, kRevoked, kActivate, 
 struct Message {
   MessageType type = MessageType::kError;
   std::vector<Bytes> chain;     // kChain response.
-  std::vector<Bytes> staged;    // kChain response: staging receipts (host) / request entries (enclave).
+  std::vector<Bytes> staged;    // kChain response: staged request entries and their receipts.
   std::optional<Bytes> pending; // kChain response from the host: the request a successor awaits.
   Bytes entry;                  // kStage: request; kStaged/kActivated: receipt; kRevoke: revocation;
                                 // kActivate: the 32-byte request hash.

@@ -68,12 +68,16 @@ Result<void> WriteFrame(ByteStream& stream, ByteSpan message) {
   return stream.Write(Frame(message));
 }
 
-Result<Hello> MakeHello(attestation::Nsm& nsm, const Challenge& challenge) {
+Result<Hello> MakeHello(attestation::Nsm& nsm, const Challenge& challenge,
+                        const HelloOptions& options) {
   attestation::AttestationRequest request;
   request.nonce = Bytes(challenge.nonce.begin(), challenge.nonce.end());
+  request.user_data = options.user_data;
   ASSIGN_OR_RETURN(Bytes document, nsm.Attestation(request));
-  return Hello{std::move(document)};
+  return Hello{std::move(document), options.chain};
 }
+
+bool IsSuperseded(std::string_view reason) { return reason.rfind("superseded:", 0) == 0; }
 
 Result<Bytes> SerializedNsm::Attestation(const attestation::AttestationRequest& request) {
   std::lock_guard lock(mu_);
@@ -105,8 +109,11 @@ Result<Bytes> SerializedNsm::GetRandom() {
 }
 
 StreamWitnessLink::StreamWitnessLink(std::string name, Dialer dial,
-                                     std::shared_ptr<attestation::Nsm> nsm)
-    : name_(std::move(name)), dial_(std::move(dial)), nsm_(std::move(nsm)) {}
+                                     std::shared_ptr<attestation::Nsm> nsm, HelloOptions hello)
+    : name_(std::move(name)),
+      dial_(std::move(dial)),
+      nsm_(std::move(nsm)),
+      hello_(std::move(hello)) {}
 
 StreamWitnessLink::~StreamWitnessLink() { Abort(); }
 
@@ -142,11 +149,14 @@ Result<StreamWitnessLink::Connection> StreamWitnessLink::Connect() {
       return Error(Code::kMalformed, "witness: expected challenge, got " + MessageName(message));
     }
     connection.witness_key = challenge->witness_key;
-    ASSIGN_OR_RETURN(Hello hello, MakeHello(*nsm_, *challenge));
+    ASSIGN_OR_RETURN(Hello hello, MakeHello(*nsm_, *challenge, hello_));
     RETURN_IF_ERROR(WriteFrame(*connection.stream, EncodeMessage(Message(std::move(hello)))));
     ASSIGN_OR_RETURN(Bytes answer, ReadFrame(*connection.stream));
     ASSIGN_OR_RETURN(Message reply, DecodeMessage(answer));
     if (const auto* refused = std::get_if<Refused>(&reply)) {
+      if (IsSuperseded(refused->reason)) {
+        return Error(Code::kPolicyViolation, refused->reason + " (" + name_ + ")");
+      }
       return Error(Code::kPolicyViolation, "witness refused our attestation: " + refused->reason);
     }
     if (!std::holds_alternative<Ready>(reply)) {

@@ -9,6 +9,8 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "lib/attestation/nsm.h"
 #include "lib/base/bytes.h"
@@ -57,8 +59,22 @@ Result<Bytes> ReadFrame(ByteStream& stream);
 // WriteFrame writes Frame(message).
 Result<void> WriteFrame(ByteStream& stream, ByteSpan message);
 
-// MakeHello asks `nsm` for a document whose nonce is the challenge's and wraps it in a Hello.
-Result<Hello> MakeHello(attestation::Nsm& nsm, const Challenge& challenge);
+// HelloOptions is what a client with an upgrade chain (lib/upgrade/chain.h) adds to its Hello:
+// the chain, and the chain head its document binds as user_data (the witness checks both).
+struct HelloOptions {
+  std::vector<Bytes> chain;
+  std::optional<Bytes> user_data;
+};
+
+// MakeHello asks `nsm` for a document whose nonce is the challenge's (and whose user_data is
+// options.user_data) and wraps it, with options.chain, in a Hello.
+Result<Hello> MakeHello(attestation::Nsm& nsm, const Challenge& challenge,
+                        const HelloOptions& options = {});
+
+// IsSuperseded says whether an error or a witness's refusal reports that the client's upgrade
+// chain is behind a longer one the witness saw ("superseded: …"): the enclave was replaced by
+// its successor and must not serve.
+bool IsSuperseded(std::string_view reason);
 
 // SerializedNsm lets several threads share one Nsm (which need not be thread-safe): every call
 // holds one mutex.
@@ -81,13 +97,15 @@ class SerializedNsm : public attestation::Nsm {
 using Dialer = std::function<Result<std::unique_ptr<ByteStream>>()>;
 
 // StreamWitnessLink is a WitnessLink over streams from `dial`. On the first Call (and the first
-// after a failure) it dials, reads the Challenge, sends MakeHello's Hello and waits for Ready; a
-// Refused Hello is kPolicyViolation with the witness's reason. A call on a connection kept from an
+// after a failure) it dials, reads the Challenge, sends MakeHello's Hello (with `hello`) and waits
+// for Ready; a Refused Hello is kPolicyViolation with the witness's reason (a "superseded: …"
+// reason is the message's start, so IsSuperseded finds it). A call on a connection kept from an
 // earlier call that fails on I/O is retried once on a new connection (a restarted witness). `nsm`
 // must be safe to call from the link's thread (wrap a shared one in SerializedNsm).
 class StreamWitnessLink : public WitnessLink {
  public:
-  StreamWitnessLink(std::string name, Dialer dial, std::shared_ptr<attestation::Nsm> nsm);
+  StreamWitnessLink(std::string name, Dialer dial, std::shared_ptr<attestation::Nsm> nsm,
+                    HelloOptions hello = {});
   ~StreamWitnessLink() override;
 
   Result<LinkReply> Call(const Request& request) override;
@@ -106,6 +124,7 @@ class StreamWitnessLink : public WitnessLink {
   const std::string name_;
   Dialer dial_;
   std::shared_ptr<attestation::Nsm> nsm_;
+  const HelloOptions hello_;
   std::mutex call_mu_;                    // One call at a time.
   std::mutex conn_mu_;                    // Guards connection_ (Abort takes only this one).
   std::optional<Connection> connection_;  // Guarded by conn_mu_.

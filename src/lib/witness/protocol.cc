@@ -130,6 +130,13 @@ struct Encoder {
   Value::Map operator()(const Hello& m) const {
     auto map = Header("hello");
     map.emplace_back(Value::TextString("doc"), Value::ByteString(ByteSpan(m.attestation)));
+    if (!m.chain.empty()) {
+      Value::Array chain;
+      for (const Bytes& entry : m.chain) {
+        chain.push_back(Value::ByteString(ByteSpan(entry)));
+      }
+      map.emplace_back(Value::TextString("chain"), Value::MakeArray(std::move(chain)));
+    }
     return map;
   }
   Value::Map operator()(const Ready&) const { return Header("ready"); }
@@ -170,12 +177,30 @@ Result<Message> DecodeBody(const Value& root, std::string_view type) {
     return Message(m);
   }
   if (type == "hello") {
-    ASSIGN_OR_RETURN(Fields f, Fields::Of(root, "hello", {"v", "t", "doc"}));
+    const bool chained = root.Find("chain") != nullptr;
+    ASSIGN_OR_RETURN(Fields f, chained ? Fields::Of(root, "hello", {"v", "t", "doc", "chain"})
+                                       : Fields::Of(root, "hello", {"v", "t", "doc"}));
     ASSIGN_OR_RETURN(const Value* doc, f.Get("doc"));
     if (!doc->is_bytes() || doc->as_bytes().empty()) {
       return Malformed("hello: doc must be a non-empty byte string");
     }
-    return Message(Hello{doc->as_bytes()});
+    Hello hello{doc->as_bytes(), {}};
+    if (chained) {
+      ASSIGN_OR_RETURN(const Value* chain, f.Get("chain"));
+      // An empty array has another encoding than an absent one: refused, so there is one form.
+      if (!chain->is_array() || chain->as_array().empty() ||
+          chain->as_array().size() > kMaxHelloChain) {
+        return Malformed("hello: chain must be an array of 1..64 entries");
+      }
+      for (const Value& entry : chain->as_array()) {
+        if (!entry.is_bytes() || entry.as_bytes().empty() ||
+            entry.as_bytes().size() > kMaxChainEntrySize) {
+          return Malformed("hello: a chain entry must be a byte string of 1..24576 bytes");
+        }
+        hello.chain.push_back(entry.as_bytes());
+      }
+    }
+    return Message(std::move(hello));
   }
   if (type == "ready") {
     RETURN_IF_ERROR(Fields::Of(root, "ready", {"v", "t"}));
@@ -242,12 +267,12 @@ Bytes EncodeMessage(const Response& response) {
 
 Result<Message> DecodeMessage(ByteSpan data) {
   if (data.size() > kMaxFrameSize) {
-    return Error(Code::kLimitExceeded, "witness: message over 64 KiB");
+    return Error(Code::kLimitExceeded, "witness: message over 2 MiB");
   }
   cbor::DecodeOptions options;
   options.max_input_size = kMaxFrameSize;
   options.max_depth = 4;
-  options.max_items = 64;
+  options.max_items = 64 + kMaxHelloChain;
   // One message, one byte form: no alternative encodings for a tamperer to play with.
   auto root = cbor::DecodeDeterministicMap(data, options);
   if (!root) {
@@ -323,7 +348,7 @@ Result<size_t> ParseFrameHeader(std::span<const uint8_t, kFrameHeaderSize> heade
   }
   if (size > kMaxFrameSize) {
     return Error(Code::kLimitExceeded,
-                 "witness: frame of " + std::to_string(size) + " bytes (limit 65536)");
+                 "witness: frame of " + std::to_string(size) + " bytes (limit 2097152)");
   }
   return size_t{size};
 }

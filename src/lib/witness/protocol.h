@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "lib/base/bytes.h"
 #include "lib/base/result.h"
@@ -21,8 +22,12 @@
 namespace enclavia::witness {
 
 inline constexpr uint64_t kProtocolVersion = 1;
-// kMaxFrameSize bounds one message on the stream (an attestation document is under 16 KiB).
-inline constexpr size_t kMaxFrameSize = 64 * 1024;
+// kMaxFrameSize bounds one message on the stream: a Hello with an attestation document (under
+// 16 KiB) and an upgrade chain of at most kMaxHelloChain entries of at most
+// kMaxChainEntrySize bytes (lib/upgrade/chain.h's limits) fits.
+inline constexpr size_t kMaxFrameSize = 2 * 1024 * 1024;
+inline constexpr size_t kMaxHelloChain = 64;
+inline constexpr size_t kMaxChainEntrySize = 24 * 1024;
 inline constexpr size_t kFrameHeaderSize = 4;
 inline constexpr size_t kNonceSize = 32;
 inline constexpr size_t kWitnessKeySize = 32;  // Ed25519 public key.
@@ -40,9 +45,13 @@ struct Challenge {
   WitnessKey witness_key{};
   bool operator==(const Challenge&) const = default;
 };
-// Client → witness: a COSE_Sign1 NSM attestation document whose nonce is Challenge.nonce.
+// Client → witness: a COSE_Sign1 NSM attestation document whose nonce is Challenge.nonce, and
+// the client's upgrade chain (lib/upgrade/chain.h entries; empty for an enclave without one).
+// With a chain, the document's user_data must be the chain head. An empty chain is not encoded,
+// so a Hello without one is byte-for-byte the Hello of before upgrades.
 struct Hello {
   Bytes attestation;
+  std::vector<Bytes> chain;
   bool operator==(const Hello&) const = default;
 };
 // Witness → client: the Hello was accepted; requests may follow.

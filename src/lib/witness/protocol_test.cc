@@ -29,7 +29,8 @@ std::vector<Message> AllMessages() {
   Ack ack;
   ack.signature.fill(7);
   return {challenge,
-          Hello{Bytes{0xd2, 0x84}},
+          Hello{Bytes{0xd2, 0x84}, {}},
+          Hello{Bytes{0xd2, 0x84}, {Bytes(40, 1), Bytes(kMaxChainEntrySize, 2), Bytes{3}}},
           Ready{},
           query,
           Commit{SampleRecord()},
@@ -122,12 +123,36 @@ TEST(WitnessProtocolTest, LongRefusalReasonsAreCutAndOverlongOnesRejected) {
   EXPECT_FALSE(DecodeMessage(cbor::Encode(cbor::Value::MakeMap(map))));
 }
 
+TEST(WitnessProtocolTest, HelloChainsAreBoundedAndHaveOneForm) {
+  // Without a chain the Hello has no "chain" field at all (the Hello of before upgrades).
+  Bytes plain = EncodeMessage(Message(Hello{Bytes{1}, {}}));
+  EXPECT_EQ(DecodeMessage(plain)->index(), Message(Hello{}).index());
+  auto with = [](cbor::Value chain) {
+    auto map = BaseMap("hello");
+    map.emplace_back(cbor::Value::TextString("doc"), cbor::Value::ByteString(Bytes{1}));
+    map.emplace_back(cbor::Value::TextString("chain"), std::move(chain));
+    return DecodeMessage(cbor::Encode(cbor::Value::MakeMap(map)));
+  };
+  EXPECT_FALSE(with(cbor::Value::MakeArray({})));  // Empty: only the absent form is valid.
+  EXPECT_FALSE(with(cbor::Value::ByteString(Bytes{1})));
+  EXPECT_FALSE(with(cbor::Value::MakeArray({cbor::Value::TextString("x")})));
+  EXPECT_FALSE(with(cbor::Value::MakeArray({cbor::Value::ByteString(Bytes{})})));
+  EXPECT_FALSE(
+      with(cbor::Value::MakeArray({cbor::Value::ByteString(Bytes(kMaxChainEntrySize + 1, 0))})));
+  cbor::Value::Array many(kMaxHelloChain + 1, cbor::Value::ByteString(Bytes{7}));
+  EXPECT_FALSE(with(cbor::Value::MakeArray(many)));
+  many.pop_back();
+  auto most = with(cbor::Value::MakeArray(many));
+  ASSERT_TRUE(most) << most.error().message();
+  EXPECT_EQ(std::get<Hello>(*most).chain.size(), kMaxHelloChain);
+}
+
 TEST(WitnessProtocolTest, FramesAreBounded) {
   Bytes framed = Frame(Bytes{1, 2, 3});
   EXPECT_EQ(framed, (Bytes{0, 0, 0, 3, 1, 2, 3}));
-  std::array<uint8_t, 4> ok{0, 1, 0, 0};
-  EXPECT_EQ(*ParseFrameHeader(ok), size_t{65536});
-  std::array<uint8_t, 4> big{0, 1, 0, 1};
+  std::array<uint8_t, 4> ok{0, 0x20, 0, 0};
+  EXPECT_EQ(*ParseFrameHeader(ok), size_t{2 * 1024 * 1024});
+  std::array<uint8_t, 4> big{0, 0x20, 0, 1};
   EXPECT_EQ(ParseFrameHeader(big).error().code(), Code::kLimitExceeded);
   std::array<uint8_t, 4> zero{0, 0, 0, 0};
   EXPECT_EQ(ParseFrameHeader(zero).error().code(), Code::kMalformed);

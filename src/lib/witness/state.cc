@@ -12,7 +12,26 @@ namespace {
 
 std::string VolumePrefix(const VolumeId& id) { return HexEncode(ByteSpan(id).first(4)); }
 
+constexpr std::string_view kGenesisBindingLabel = "enclavia/witness/genesis-binding/v1";
+
+std::string Short(const upgrade::Digest& digest) {
+  return HexEncode(ByteSpan(digest).first(6)) + "...";
+}
+
+// HeadAt is the chain's head after `steps` steps (0: the genesis hash).
+const upgrade::Digest& HeadAt(const upgrade::VerifiedChain& chain, size_t steps) {
+  return steps == 0 ? chain.genesis_hash : chain.steps[steps - 1].head;
+}
+
 }  // namespace
+
+Bytes GenesisBinding(const upgrade::Digest& genesis_hash) {
+  // Sized up front (GCC 12 -O3 warns falsely about growing a vector by insert).
+  Bytes out(kGenesisBindingLabel.size() + genesis_hash.size());
+  auto end = std::copy(kGenesisBindingLabel.begin(), kGenesisBindingLabel.end(), out.begin());
+  std::copy(genesis_hash.begin(), genesis_hash.end(), end);
+  return out;
+}
 
 WitnessState::WitnessState(size_t max_volumes)
     : max_volumes_(max_volumes),
@@ -31,24 +50,24 @@ Ack WitnessState::Sign(const storage::CommitRecord& record) const {
   return ack;
 }
 
-Response WitnessState::Query(const VolumeId& volume_id, ByteSpan client_pcr0) const {
+Response WitnessState::Query(const VolumeId& volume_id, ByteSpan client_binding) const {
   std::lock_guard lock(mu_);
   auto it = volumes_.find(volume_id);
   if (it == volumes_.end()) {
     return Unknown{};
   }
-  if (!crypto::ConstantTimeEqual(it->second.pcr0, client_pcr0)) {
+  if (!crypto::ConstantTimeEqual(it->second.binding, client_binding)) {
     return Refused{"volume " + VolumePrefix(volume_id) +
-                   "… is bound to another enclave image (PCR0)"};
+                   "... is bound to another enclave image (PCR0 or upgrade genesis)"};
   }
   return Known{it->second.latest};
 }
 
-Response WitnessState::Commit(const storage::CommitRecord& record, ByteSpan client_pcr0) {
+Response WitnessState::Commit(const storage::CommitRecord& record, ByteSpan client_binding) {
   if (!storage::VerifyCommitRecord(record)) {
     return Refused{"commit record: bad signature"};
   }
-  std::string volume = VolumePrefix(record.volume_id) + "…";
+  std::string volume = VolumePrefix(record.volume_id) + "...";
   std::lock_guard lock(mu_);
   auto it = volumes_.find(record.volume_id);
   if (it == volumes_.end()) {
@@ -56,15 +75,16 @@ Response WitnessState::Commit(const storage::CommitRecord& record, ByteSpan clie
       return Refused{"witness holds its maximum number of volumes"};
     }
     volumes_.emplace(record.volume_id,
-                     Entry{record, Bytes(client_pcr0.begin(), client_pcr0.end())});
+                     Entry{record, Bytes(client_binding.begin(), client_binding.end())});
     return Sign(record);
   }
   Entry& entry = it->second;
   if (entry.latest.volume_public_key != record.volume_public_key) {
     return Refused{"volume " + volume + " is bound to another volume key"};
   }
-  if (!crypto::ConstantTimeEqual(entry.pcr0, client_pcr0)) {
-    return Refused{"volume " + volume + " is bound to another enclave image (PCR0)"};
+  if (!crypto::ConstantTimeEqual(entry.binding, client_binding)) {
+    return Refused{"volume " + volume +
+                   " is bound to another enclave image (PCR0 or upgrade genesis)"};
   }
   if (record.version < entry.latest.version) {
     return Refused{"rollback: version " + std::to_string(record.version) +
@@ -81,6 +101,45 @@ Response WitnessState::Commit(const storage::CommitRecord& record, ByteSpan clie
   }
   entry.latest = record;
   return Sign(record);
+}
+
+ChainVerdict WitnessState::ObserveChain(const upgrade::VerifiedChain& chain) {
+  const size_t steps = chain.steps.size();
+  std::lock_guard lock(mu_);
+  auto it = chains_.find(chain.genesis_hash);
+  if (it == chains_.end()) {
+    if (chains_.size() >= max_volumes_) {
+      return {false, "witness holds its maximum number of upgrade chains"};
+    }
+    chains_.emplace(chain.genesis_hash, ChainHead{steps, chain.head});
+    return {true, ""};
+  }
+  ChainHead& known = it->second;
+  if (steps < known.steps) {
+    return {false, "superseded: chain head " + Short(chain.head) + " is behind " +
+                       Short(known.head) + " (" + std::to_string(steps) + " of " +
+                       std::to_string(known.steps) + " upgrades)"};
+  }
+  if (steps == known.steps) {
+    if (chain.head != known.head) {
+      return {false, "fork: chain head " + Short(chain.head) + " differs from " +
+                         Short(known.head) + " after " + std::to_string(steps) + " upgrades"};
+    }
+    return {true, ""};
+  }
+  if (HeadAt(chain, known.steps) != known.head) {
+    return {false, "fork: the chain does not pass through head " + Short(known.head) +
+                       " (upgrade " + std::to_string(known.steps) + ")"};
+  }
+  known = ChainHead{steps, chain.head};
+  return {true, ""};
+}
+
+bool WitnessState::IsCurrentHead(const upgrade::Digest& genesis,
+                                 const upgrade::Digest& head) const {
+  std::lock_guard lock(mu_);
+  auto it = chains_.find(genesis);
+  return it != chains_.end() && it->second.head == head;
 }
 
 size_t WitnessState::volume_count() const {
@@ -125,7 +184,29 @@ WitnessSession::Step WitnessSession::OnHello(const Hello& hello) {
   if (pcr0 == verified->document().pcrs.end()) {
     return Refuse("attestation has no PCR0", true);
   }
-  client_pcr0_ = pcr0->second;
+  if (hello.chain.empty()) {
+    client_binding_ = pcr0->second;
+  } else {
+    // docs/witness.md, "Upgrades": the chain is checked like a client checks it, then the
+    // longest head per genesis wins.
+    upgrade::ChainOptions chain_options;
+    chain_options.verifier = options_.verifier;
+    chain_options.allow_debug = options_.allow_debug;
+    auto chain = upgrade::VerifyChain(hello.chain, chain_options);
+    if (!chain) {
+      return Refuse(chain.error().message(), true);
+    }
+    if (auto presented = upgrade::CheckPresented(*chain, verified->document()); !presented) {
+      return Refuse(presented.error().message(), true);
+    }
+    ChainVerdict verdict = state_.ObserveChain(*chain);
+    if (!verdict.accepted) {
+      return Refuse(std::move(verdict.reason), true);
+    }
+    genesis_ = chain->genesis_hash;
+    chain_head_ = chain->head;
+    client_binding_ = GenesisBinding(chain->genesis_hash);
+  }
   ready_ = true;
   Step step;
   step.reply = EncodeMessage(Message(Ready{}));
@@ -144,19 +225,26 @@ WitnessSession::Step WitnessSession::OnMessage(ByteSpan message) {
     }
     return Refuse("expected hello, got " + MessageName(*decoded), true);
   }
+  if (chain_head_ && !state_.IsCurrentHead(genesis_, *chain_head_)) {
+    // Another client presented a longer chain since this one's Hello: this one is an
+    // enclave its successor replaced.
+    return Refuse("superseded: chain head " + Short(*chain_head_) +
+                      " was replaced by a longer chain",
+                  true);
+  }
   if (const auto* query = std::get_if<Query>(&*decoded)) {
     Step step;
-    step.reply = EncodeMessage(state_.Query(query->volume_id, client_pcr0_));
+    step.reply = EncodeMessage(state_.Query(query->volume_id, client_binding_));
     return step;
   }
   if (const auto* commit = std::get_if<Commit>(&*decoded)) {
-    Response response = state_.Commit(commit->record, client_pcr0_);
+    Response response = state_.Commit(commit->record, client_binding_);
     Step step;
     if (std::holds_alternative<Ack>(response)) {
-      step.event = "commit volume " + VolumePrefix(commit->record.volume_id) + "… v" +
+      step.event = "commit volume " + VolumePrefix(commit->record.volume_id) + "... v" +
                    std::to_string(commit->record.version) + " acked";
     } else {
-      step.event = "commit volume " + VolumePrefix(commit->record.volume_id) + "… v" +
+      step.event = "commit volume " + VolumePrefix(commit->record.volume_id) + "... v" +
                    std::to_string(commit->record.version) +
                    " refused: " + std::get<Refused>(response).reason;
     }

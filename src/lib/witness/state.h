@@ -8,12 +8,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "lib/attestation/verifier.h"
 #include "lib/base/bytes.h"
 #include "lib/base/encoding.h"
 #include "lib/crypto/keys.h"
+#include "lib/upgrade/chain.h"
 #include "lib/witness/protocol.h"
 
 // The witness's side of the protocol, without I/O: the per-volume state (WitnessState) and one
@@ -22,9 +24,22 @@ namespace enclavia::witness {
 
 inline constexpr size_t kDefaultMaxVolumes = 100000;
 
+// ClientBinding is what a volume is bound to: the PCR0 of an enclave without an upgrade chain
+// (48 bytes), or, for an enclave with one, GenesisBinding(genesis hash), so that a successor
+// (another PCR0, the same genesis) continues the volume. The two never collide (their lengths
+// differ).
+Bytes GenesisBinding(const upgrade::Digest& genesis_hash);
+
+// ChainVerdict is what the witness decided about a client's chain.
+struct ChainVerdict {
+  bool accepted = false;
+  std::string reason;  // Set when refused: "superseded: …" or "fork: …".
+};
+
 // WitnessState keeps, per volume, the latest acknowledged CommitRecord, the volume key that first
-// committed it and the PCR0 of the enclave that did. Memory only, by design: a restarted witness
-// knows nothing, has a new key, and says Unknown. Thread-safe.
+// committed it and the binding (ClientBinding) of the enclave that did; and, per upgrade genesis,
+// the longest chain head a client presented. Memory only, by design: a restarted witness knows
+// nothing, has a new key, and says Unknown. Thread-safe.
 class WitnessState {
  public:
   // WitnessState makes a fresh Ed25519 witness key. Beyond `max_volumes` volumes, commits for a
@@ -35,22 +50,40 @@ class WitnessState {
 
   const WitnessKey& public_key() const { return public_key_; }
 
-  // Query answers Known{latest} or Unknown. A volume bound to another PCR0 than `client_pcr0` is
-  // Refused: only the image that owns a volume learns its state.
-  Response Query(const VolumeId& volume_id, ByteSpan client_pcr0) const;
+  // Query answers Known{latest} or Unknown. A volume bound to another binding than
+  // `client_binding` (PCR0 or GenesisBinding) is Refused: only the enclave that owns a volume
+  // learns its state.
+  Response Query(const VolumeId& volume_id, ByteSpan client_binding) const;
   // Commit acknowledges `record` (Ack over AckStatement) when VerifyCommitRecord passes and
-  //  - the volume is new (this binds its volume key and `client_pcr0`), or
-  //  - the key and PCR0 are the bound ones and the version is above the stored one, or equal to
-  //    it with the same record (an idempotent retry).
+  //  - the volume is new (this binds its volume key and `client_binding`), or
+  //  - the key and binding are the bound ones and the version is above the stored one, or equal
+  //    to it with the same record (an idempotent retry).
   // Everything else is Refused with a one-line reason; a lower version says "rollback".
-  Response Commit(const storage::CommitRecord& record, ByteSpan client_pcr0);
+  Response Commit(const storage::CommitRecord& record, ByteSpan client_binding);
+
+  // ObserveChain records the head of a verified chain for its genesis, keeping the longest:
+  //  - no head known for the genesis, or the same head: accepted;
+  //  - fewer steps than the known head: refused "superseded: chain head H is behind K (n of m
+  //    upgrades)";
+  //  - as many steps, another head: refused "fork: …";
+  //  - more steps: accepted and stored if the known head is on this chain (at its step), else
+  //    refused "fork: …" (two activations from one head, the other one extended).
+  // Beyond max_volumes geneses, a new one is refused.
+  ChainVerdict ObserveChain(const upgrade::VerifiedChain& chain);
+  // IsCurrentHead says whether `head` is still the stored head of `genesis` (a session checks
+  // this before every request, so a superseded client is cut off while connected).
+  bool IsCurrentHead(const upgrade::Digest& genesis, const upgrade::Digest& head) const;
 
   size_t volume_count() const;
 
  private:
   struct Entry {
     storage::CommitRecord latest;
-    Bytes pcr0;
+    Bytes binding;
+  };
+  struct ChainHead {
+    size_t steps = 0;
+    upgrade::Digest head{};
   };
   Ack Sign(const storage::CommitRecord& record) const;
 
@@ -59,6 +92,7 @@ class WitnessState {
   WitnessKey public_key_{};
   mutable std::mutex mu_;
   std::map<VolumeId, Entry> volumes_;  // Guarded by mu_.
+  std::map<upgrade::Digest, ChainHead> chains_;  // Guarded by mu_; by genesis hash.
 };
 
 struct SessionOptions {
@@ -73,7 +107,11 @@ struct SessionOptions {
 };
 
 // WitnessSession is one client connection: Start gives the Challenge, then each message in gives
-// exactly one reply. Not thread-safe (one per connection); `state` must outlive it.
+// exactly one reply. A Hello with a chain is checked with upgrade::VerifyChain (the session's
+// verifier and allow_debug), upgrade::CheckPresented (the document's PCRs are the chain's last and
+// its user_data the head) and WitnessState::ObserveChain; the session then binds to the genesis,
+// and refuses every request ("superseded: …", then closes) once another client presented a
+// longer chain. Not thread-safe (one per connection); `state` must outlive it.
 class WitnessSession {
  public:
   WitnessSession(WitnessState& state, SessionOptions options);
@@ -90,8 +128,11 @@ class WitnessSession {
   // before the Hello was accepted, or a refused Hello gives Refused and close.
   Step OnMessage(ByteSpan message);
 
-  // client_pcr0 is the verified client's PCR0 (empty before the Hello was accepted).
-  const Bytes& client_pcr0() const { return client_pcr0_; }
+  // client_binding is what the verified client's volumes are bound to: its PCR0, or
+  // GenesisBinding of its chain (empty before the Hello was accepted).
+  const Bytes& client_binding() const { return client_binding_; }
+  // chained says the client presented an upgrade chain.
+  bool chained() const { return chain_head_.has_value(); }
 
  private:
   Step Refuse(std::string reason, bool close);
@@ -102,7 +143,9 @@ class WitnessSession {
   Nonce nonce_{};
   bool started_ = false;
   bool ready_ = false;
-  Bytes client_pcr0_;
+  Bytes client_binding_;
+  upgrade::Digest genesis_{};
+  std::optional<upgrade::Digest> chain_head_;
 };
 
 }  // namespace enclavia::witness

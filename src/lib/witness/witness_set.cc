@@ -8,6 +8,8 @@
 #include <thread>
 #include <utility>
 
+#include "lib/witness/link.h"
+
 namespace enclavia::witness {
 
 using Clock = std::chrono::steady_clock;
@@ -170,6 +172,29 @@ Result<void> ValidAck(const Result<LinkReply>& reply, const storage::CommitRecor
   return Error(Code::kMalformed, "unexpected response to a commit");
 }
 
+// Superseded finds a witness's "superseded: …" in a round: a witness saw a longer chain of this
+// enclave's genesis (it verified that chain), so this enclave was replaced and must stop, whatever
+// the other witnesses say.
+std::optional<Error> Superseded(const std::vector<std::optional<Result<LinkReply>>>& results) {
+  for (const auto& slot : results) {
+    if (!slot) {
+      continue;
+    }
+    if (!*slot) {
+      if (IsSuperseded(slot->error().message())) {
+        return Error(Code::kPolicyViolation, slot->error().message());
+      }
+      continue;
+    }
+    if (const auto* refused = std::get_if<Refused>(&(*slot)->response)) {
+      if (IsSuperseded(refused->reason)) {
+        return Error(Code::kPolicyViolation, refused->reason);
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 std::string Summary(const std::vector<std::string>& problems) {
   std::string out;
   for (const auto& p : problems) {
@@ -195,6 +220,9 @@ Result<std::optional<storage::CommitRecord>> WitnessSet::Latest(const VolumeId& 
     }
     return valid >= need || valid + r.pending() < need;
   });
+  if (auto superseded = Superseded(round->results)) {
+    return std::move(*superseded);
+  }
   size_t valid = 0;
   std::optional<storage::CommitRecord> newest;
   std::vector<std::string> problems;
@@ -240,6 +268,9 @@ Result<void> WitnessSet::Commit(const storage::CommitRecord& record) {
     return acks >= need || refusals >= need ||
            (acks + r.pending() < need && refusals + r.pending() < need);
   });
+  if (auto superseded = Superseded(round->results)) {
+    return std::move(*superseded);
+  }
   size_t acks = 0;
   size_t refusals = 0;
   std::string first_refusal;

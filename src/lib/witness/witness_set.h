@@ -54,6 +54,8 @@ struct WitnessSetOptions {
 //  - Commit: a majority of Acks, each verified with that witness's key from its Challenge.
 // A call returns as soon as its outcome is decided; slower witnesses still get the request (a
 // late Commit keeps them current). A link that timed out is aborted, so it reconnects next call.
+// A witness that reports this enclave superseded (IsSuperseded: it verified a longer upgrade
+// chain of the same genesis) decides the call: kPolicyViolation with its "superseded: …" line.
 // With no links at all, Latest is nullopt and Commit succeeds (no witnesses configured).
 // Thread-safe; concurrent calls are answered in order per witness.
 class WitnessSet : public storage::Freshness {

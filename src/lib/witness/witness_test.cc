@@ -3,6 +3,7 @@
 // in-process (they drive a WitnessSession directly), the socket server is tested in
 // src/enclave/witness.
 #include <stdlib.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
@@ -16,6 +17,7 @@
 
 #include "host/nsm/simulator.h"
 #include "lib/crypto/keys.h"
+#include "testing/upgrade_chain.h"
 #include "lib/witness/link.h"
 #include "lib/witness/state.h"
 #include "lib/witness/witness_set.h"
@@ -203,7 +205,7 @@ TEST_F(WitnessTest, FirstCommitBindsThenVersionsMustGrow) {
   auto lower = state.Commit(volume_.Record(4), pcr0_);
   ASSERT_TRUE(std::holds_alternative<Refused>(lower));
   EXPECT_EQ(std::get<Refused>(lower).reason,
-            "rollback: version 4 is below the witnessed version 5 of volume abababab…");
+            "rollback: version 4 is below the witnessed version 5 of volume abababab...");
   EXPECT_TRUE(std::holds_alternative<Ack>(state.Commit(volume_.Record(6), pcr0_)));
   EXPECT_EQ(std::get<Known>(state.Query(volume_.id(), pcr0_)).record.version, 6u);
 }
@@ -255,10 +257,11 @@ TEST_F(WitnessTest, SessionAcceptsAFreshDocumentAndBindsItsPcr0) {
   WitnessSession session(state, sims_.Options());
   auto nsm = sims_.Nsm(0x5A);
   EXPECT_TRUE(std::holds_alternative<Ready>(Handshake(session, *nsm)));
-  EXPECT_EQ(session.client_pcr0(), pcr0_);
+  EXPECT_EQ(session.client_binding(), pcr0_);
+  EXPECT_FALSE(session.chained());
   auto step = session.OnMessage(EncodeMessage(Message(Commit{volume_.Record(1)})));
   EXPECT_FALSE(step.close);
-  EXPECT_EQ(step.event, "commit volume abababab… v1 acked");
+  EXPECT_EQ(step.event, "commit volume abababab... v1 acked");
   EXPECT_TRUE(std::holds_alternative<Ack>(*DecodeResponse(step.reply)));
 }
 
@@ -454,6 +457,271 @@ TEST_F(WitnessTest, NoWitnessesMeansNoProtection) {
   auto latest = set.Latest(volume_.id());
   ASSERT_TRUE(latest);
   EXPECT_FALSE(latest->has_value());
+}
+
+// --- Upgrade chains (docs/witness.md, "Upgrades") ---
+
+// ChainedClient is an enclave at the head of a ChainBuilder's chain (or of a chain given).
+class ChainedClient {
+ public:
+  ChainedClient(const upgrade::testing::ChainBuilder& builder, const upgrade::PcrMap& pcrs,
+                std::vector<Bytes> chain, const upgrade::Digest& head)
+      : chain_(std::move(chain)), head_(head) {
+    host::SimulatorOptions options;
+    for (const auto& [index, value] : pcrs) {
+      options.boot_pcrs[static_cast<uint16_t>(index)] = value;
+    }
+    auto nsm = host::NsmSimulator::Create(builder.ca(), options);
+    ENCLAVIA_CHECK(nsm.has_value());
+    nsm_ = std::make_shared<SerializedNsm>(std::shared_ptr<attestation::Nsm>(std::move(*nsm)));
+  }
+  HelloOptions Hello() const {
+    return HelloOptions{chain_, Bytes(head_.begin(), head_.end())};
+  }
+  // Handshake runs Challenge/Hello on `session` (user_data, if set, replaces the head).
+  Message Handshake(WitnessSession& session, std::optional<Bytes> user_data = {}) const {
+    auto challenge = DecodeMessage(session.Start());
+    ENCLAVIA_CHECK(challenge.has_value());
+    HelloOptions options = Hello();
+    if (user_data) {
+      options.user_data = *user_data;
+    }
+    auto hello = MakeHello(*nsm_, std::get<Challenge>(*challenge), options);
+    ENCLAVIA_CHECK(hello.has_value());
+    auto reply = DecodeMessage(session.OnMessage(EncodeMessage(Message(*hello))).reply);
+    ENCLAVIA_CHECK(reply.has_value());
+    return *reply;
+  }
+  std::shared_ptr<attestation::Nsm> nsm() const { return nsm_; }
+
+ private:
+  std::vector<Bytes> chain_;
+  upgrade::Digest head_{};
+  std::shared_ptr<attestation::Nsm> nsm_;
+};
+
+std::string ReasonOf(const Message& m) {
+  const auto* refused = std::get_if<Refused>(&m);
+  return refused == nullptr ? "(not refused)" : refused->reason;
+}
+
+upgrade::testing::StepSpec Spec(uint8_t version, std::string id = "next") {
+  upgrade::testing::StepSpec spec;
+  spec.new_pcrs = upgrade::testing::Pcrs(version);
+  spec.id = std::move(id);
+  return spec;
+}
+
+class WitnessChainTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto builder = upgrade::testing::ChainBuilder::Create(dir_.path() + "/ca");
+    ASSERT_TRUE(builder) << builder.error().message();
+    builder_ = std::move(*builder);
+  }
+  SessionOptions Options() const {
+    SessionOptions o;
+    o.verifier = builder_->verifier();
+    return o;
+  }
+  ChainedClient Current() const {
+    return ChainedClient(*builder_, builder_->pcrs(), builder_->chain(), builder_->head());
+  }
+  Response CommitOn(WitnessSession& session, uint64_t version) {
+    auto step = session.OnMessage(EncodeMessage(Message(witness::Commit{volume_.Record(version)})));
+    return *DecodeResponse(step.reply);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<upgrade::testing::ChainBuilder> builder_;
+  Volume volume_{0xC4};
+};
+
+TEST_F(WitnessChainTest, ASuccessorContinuesTheVolumeAndTheOldImageIsSuperseded) {
+  WitnessState state;
+  ChainedClient first = Current();
+  WitnessSession old_session(state, Options());
+  ASSERT_TRUE(std::holds_alternative<Ready>(first.Handshake(old_session)));
+  EXPECT_TRUE(old_session.chained());
+  EXPECT_EQ(old_session.client_binding(), GenesisBinding(builder_->genesis_hash()));
+  ASSERT_TRUE(std::holds_alternative<Ack>(CommitOn(old_session, 1)));
+
+  // The upgrade: another PCR0, the same genesis. The successor reads and continues the volume.
+  ASSERT_TRUE(builder_->Step(Spec(2)));
+  ChainedClient second = Current();
+  WitnessSession new_session(state, Options());
+  ASSERT_TRUE(std::holds_alternative<Ready>(second.Handshake(new_session)));
+  auto queried =
+      DecodeResponse(new_session.OnMessage(EncodeMessage(Message(Query{volume_.id()}))).reply);
+  ASSERT_TRUE(queried);
+  const auto* known = std::get_if<Known>(&*queried);
+  ASSERT_NE(known, nullptr);
+  EXPECT_EQ(known->record.version, 1u);
+  EXPECT_TRUE(std::holds_alternative<Ack>(CommitOn(new_session, 2)));
+
+  // The old enclave, still connected, is cut off; relaunched, it is refused at the Hello.
+  auto step = old_session.OnMessage(EncodeMessage(Message(Commit{volume_.Record(3)})));
+  EXPECT_TRUE(step.close);
+  EXPECT_TRUE(IsSuperseded(ReasonOf(*DecodeMessage(step.reply)))) << ReasonOf(*DecodeMessage(step.reply));
+  WitnessSession relaunched(state, Options());
+  std::string reason = ReasonOf(first.Handshake(relaunched));
+  EXPECT_TRUE(IsSuperseded(reason)) << reason;
+  EXPECT_NE(reason.find("is behind"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("(0 of 1 upgrades)"), std::string::npos) << reason;
+
+  // An unchained enclave cannot touch a volume bound to a genesis, even with the same PCR0.
+  host::SimulatorOptions options;
+  options.boot_pcrs[0] = upgrade::testing::Pcrs(2).at(0);
+  auto plain_nsm = host::NsmSimulator::Create(builder_->ca(), options);
+  ASSERT_TRUE(plain_nsm);
+  WitnessSession unchained(state, Options());
+  ASSERT_TRUE(std::holds_alternative<Ready>(Handshake(unchained, **plain_nsm)));
+  EXPECT_TRUE(std::holds_alternative<Refused>(*DecodeResponse(
+      unchained.OnMessage(EncodeMessage(Message(Query{volume_.id()}))).reply)));
+}
+
+TEST_F(WitnessChainTest, TwoActivationsFromOneHeadAreAFork) {
+  WitnessState state;
+  auto branch_a = builder_->MakeStep(Spec(2, "a"));
+  ASSERT_TRUE(branch_a);
+  std::vector<Bytes> chain_a = builder_->chain();
+  chain_a.insert(chain_a.end(), {branch_a->request, branch_a->staging, branch_a->activation});
+  ChainedClient a(*builder_, upgrade::testing::Pcrs(2), chain_a,
+                  upgrade::HeadAfterActivation(branch_a->activation));
+  WitnessSession session_a(state, Options());
+  ASSERT_TRUE(std::holds_alternative<Ready>(a.Handshake(session_a))) << ReasonOf(a.Handshake(session_a));
+
+  ASSERT_TRUE(builder_->Step(Spec(3, "b")));
+  WitnessSession session_b(state, Options());
+  std::string reason = ReasonOf(Current().Handshake(session_b));
+  EXPECT_EQ(reason.rfind("fork: ", 0), 0u) << reason;
+
+  // A longer chain that does not pass through the known head is a fork too, not an upgrade.
+  ASSERT_TRUE(builder_->Step(Spec(4, "c")));
+  WitnessSession session_c(state, Options());
+  reason = ReasonOf(Current().Handshake(session_c));
+  EXPECT_NE(reason.find("fork: the chain does not pass through"), std::string::npos) << reason;
+  // The first branch stays current.
+  EXPECT_TRUE(state.IsCurrentHead(builder_->genesis_hash(),
+                                  upgrade::HeadAfterActivation(branch_a->activation)));
+}
+
+TEST_F(WitnessChainTest, AChainThatDoesNotVerifyOrDoesNotBindTheDocumentIsRefused) {
+  WitnessState state;
+  ASSERT_TRUE(builder_->Step(Spec(2)));
+
+  // A receipt altered in transit.
+  std::vector<Bytes> tampered = builder_->chain();
+  tampered[2].back() ^= 1;
+  WitnessSession s1(state, Options());
+  std::string reason =
+      ReasonOf(ChainedClient(*builder_, builder_->pcrs(), tampered, builder_->head()).Handshake(s1));
+  EXPECT_EQ(reason.rfind("upgrade: ", 0), 0u) << reason;
+
+  // A document that does not bind the head (user_data of another value).
+  WitnessSession s2(state, Options());
+  reason = ReasonOf(Current().Handshake(s2, Bytes(32, 0)));
+  EXPECT_NE(reason.find("upgrade:"), std::string::npos) << reason;
+
+  // The old image presenting the new chain: its PCRs are not the chain's last.
+  WitnessSession s3(state, Options());
+  reason = ReasonOf(ChainedClient(*builder_, upgrade::testing::Pcrs(1), builder_->chain(),
+                                  builder_->head())
+                        .Handshake(s3));
+  EXPECT_NE(reason.find("upgrade:"), std::string::npos) << reason;
+
+  // A chain from another root (another "hardware") does not verify either.
+  TempDir elsewhere;
+  auto other = upgrade::testing::ChainBuilder::Create(elsewhere.path());
+  ASSERT_TRUE(other);
+  WitnessSession s4(state, Options());
+  reason = ReasonOf(ChainedClient(**other, (*other)->pcrs(), (*other)->chain(), (*other)->head())
+                        .Handshake(s4));
+  EXPECT_NE(reason, "(not refused)");
+  // Nothing was recorded for a refused chain.
+  EXPECT_FALSE(state.IsCurrentHead(builder_->genesis_hash(), builder_->head()));
+}
+
+// SocketWitness serves a WitnessSession per connection on socketpairs, so the real
+// StreamWitnessLink and WitnessSet run against it.
+class SocketWitness {
+ public:
+  SocketWitness(WitnessState& state, SessionOptions options)
+      : state_(state), options_(std::move(options)) {}
+  ~SocketWitness() {
+    for (auto& t : threads_) {
+      t.join();
+    }
+  }
+  Dialer dialer() {
+    return [this]() -> Result<std::unique_ptr<ByteStream>> {
+      int fds[2];
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+        return Error(Code::kIo, "socketpair");
+      }
+      auto server = std::make_shared<FdByteStream>(sys::UniqueFd(fds[1]));
+      threads_.emplace_back([this, server] {
+        WitnessSession session(state_, options_);
+        if (!WriteFrame(*server, session.Start())) {
+          return;
+        }
+        while (true) {
+          auto message = ReadFrame(*server);
+          if (!message) {
+            return;
+          }
+          auto step = session.OnMessage(*message);
+          (void)WriteFrame(*server, step.reply);
+          if (step.close) {
+            server->Close();
+            return;
+          }
+        }
+      });
+      return std::unique_ptr<ByteStream>(std::make_unique<FdByteStream>(sys::UniqueFd(fds[0])));
+    };
+  }
+
+ private:
+  WitnessState& state_;
+  SessionOptions options_;
+  std::vector<std::thread> threads_;
+};
+
+TEST_F(WitnessChainTest, AWitnessSetOfASupersededEnclaveFailsWithTheReason) {
+  WitnessState state;
+  SocketWitness witness(state, Options());
+  ChainedClient first = Current();
+  {
+    std::vector<std::unique_ptr<WitnessLink>> links;
+    links.push_back(std::make_unique<StreamWitnessLink>("witness 1", witness.dialer(),
+                                                        first.nsm(), first.Hello()));
+    WitnessSet set(std::move(links));
+    ASSERT_TRUE(set.Commit(volume_.Record(1)));
+    auto latest = set.Latest(volume_.id());
+    ASSERT_TRUE(latest && latest->has_value()) << (latest ? "" : latest.error().message());
+  }
+  ASSERT_TRUE(builder_->Step(Spec(2)));
+  ChainedClient second = Current();
+  std::vector<std::unique_ptr<WitnessLink>> links;
+  links.push_back(std::make_unique<StreamWitnessLink>("witness 1", witness.dialer(),
+                                                      second.nsm(), second.Hello()));
+  WitnessSet successor(std::move(links));
+  ASSERT_TRUE(successor.Commit(volume_.Record(2)));
+
+  // The old image again, as a relaunched enclave would be.
+  std::vector<std::unique_ptr<WitnessLink>> old_links;
+  old_links.push_back(std::make_unique<StreamWitnessLink>("witness 1", witness.dialer(),
+                                                          first.nsm(), first.Hello()));
+  WitnessSet old_set(std::move(old_links));
+  auto refused = old_set.Latest(volume_.id());
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), Code::kPolicyViolation);
+  EXPECT_EQ(refused.error().message().rfind("superseded: chain head ", 0), 0u)
+      << refused.error().message();
+  auto commit = old_set.Commit(volume_.Record(3));
+  ASSERT_FALSE(commit);
+  EXPECT_TRUE(IsSuperseded(commit.error().message())) << commit.error().message();
 }
 
 }  // namespace

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "lib/config/internal/toml.h"
 
-#include <cstdlib>
-
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <span>
+
+#include "lib/base/encoding.h"
 
 namespace enclavia::config::internal {
 
@@ -340,6 +343,71 @@ std::string SerializeEgress(const EgressConfig& egress) {
   out.append("resolvers = ").append(StringArray(egress.resolvers)).append("\n");
   out.append("dnssec = ").append(Quote(DnssecModeName(egress.dnssec))).append("\n");
   out.append("allow = ").append(StringArray(egress.allow)).append("\n");
+  return out;
+}
+
+namespace {
+
+// The DER SubjectPublicKeyInfo prefixes of the two control key types, each followed by the key
+// itself: Ed25519 (RFC 8410, 32 bytes) and P-256 (RFC 5480, an uncompressed point: 0x04 and 64
+// bytes). lib/config does not link the crypto library (enclavia-init would carry it): a
+// well-formed SPKI whose point is not on the curve can match no genesis (whose keys verify its
+// signature), so it fails closed.
+constexpr uint8_t kEd25519SpkiPrefix[] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
+                                          0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
+constexpr uint8_t kP256SpkiPrefix[] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48,
+                                       0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+                                       0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04};
+
+bool HasForm(const Bytes& der, std::span<const uint8_t> prefix, size_t key_size) {
+  return der.size() == prefix.size() + key_size &&
+         std::equal(prefix.begin(), prefix.end(), der.begin());
+}
+
+}  // namespace
+
+Result<UpgradeConfig> ParseUpgrade(const Doc& doc, const toml::table& table) {
+  RETURN_IF_ERROR(CheckKeys(doc, table, "upgrade.", {"control_keys"}));
+  UpgradeConfig out;
+  ASSIGN_OR_RETURN(auto keys, GetStringArray(doc, table, "upgrade.", "control_keys"));
+  if (!keys.has_value()) {
+    return out;
+  }
+  if (keys->size() > kMaxControlKeys) {
+    return Error(Code::kInvalidArgument, doc.name + ": upgrade.control_keys: more than " +
+                                             std::to_string(kMaxControlKeys) + " keys");
+  }
+  for (size_t i = 0; i < keys->size(); ++i) {
+    std::string where = doc.name + ": upgrade.control_keys[" + std::to_string(i) + "]";
+    auto der = HexDecode((*keys)[i]);
+    if (!der) {
+      return Error(Code::kInvalidArgument,
+                   where + " must be the hex of a DER SubjectPublicKeyInfo (`enclavia keys show`)");
+    }
+    if (!HasForm(*der, kEd25519SpkiPrefix, 32) && !HasForm(*der, kP256SpkiPrefix, 64)) {
+      return Error(Code::kInvalidArgument,
+                   where + " is not an Ed25519 or P-256 (uncompressed) SubjectPublicKeyInfo");
+    }
+    if (std::find(out.control_keys.begin(), out.control_keys.end(), *der) !=
+        out.control_keys.end()) {
+      return Error(Code::kInvalidArgument, where + " repeats an earlier key");
+    }
+    out.control_keys.push_back(std::move(*der));
+  }
+  return out;
+}
+
+std::string SerializeUpgrade(const UpgradeConfig& upgrade) {
+  if (upgrade == UpgradeConfig{}) {
+    return "";
+  }
+  std::vector<std::string> hex;
+  hex.reserve(upgrade.control_keys.size());
+  for (const Bytes& key : upgrade.control_keys) {
+    hex.push_back(HexEncode(key));
+  }
+  std::string out = "\n[upgrade]\n";
+  out.append("control_keys = ").append(StringArray(hex)).append("\n");
   return out;
 }
 

@@ -74,6 +74,16 @@ Result<EgressConfig> ParseEgress(const Doc& doc, const toml::table& table, Egres
 // SerializeEgress renders an [egress] section deterministically ("" when all defaults).
 std::string SerializeEgress(const EgressConfig& egress);
 
+// ParseUpgrade reads an [upgrade] table: control_keys, an array of lowercase or uppercase hex
+// DER SubjectPublicKeyInfo strings, each exactly the canonical form of an Ed25519 or P-256
+// (uncompressed point) key as crypto::PublicKey::ToSpki writes it, no duplicates, at most
+// kMaxControlKeys. Unknown keys are errors.
+Result<UpgradeConfig> ParseUpgrade(const Doc& doc, const toml::table& table);
+// SerializeUpgrade renders an [upgrade] section deterministically, keys in lowercase hex in
+// the order written ("" when there are none).
+std::string SerializeUpgrade(const UpgradeConfig& upgrade);
+inline constexpr size_t kMaxControlKeys = 16;
+
 std::string Quote(std::string_view s);
 std::string Key(std::string_view k);
 std::string StringArray(const std::vector<std::string>& items);
