@@ -82,35 +82,14 @@ std::string Printable(std::string_view text) {
 
 // ── Blocking records over a descriptor (the old enclave's side) ──
 
-Result<void> WaitReadable(int fd, Clock::time_point deadline) {
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) {
-      return Error(Code::kUnavailable, "handover: the successor did not answer in time");
-    }
-    pollfd pfd{.fd = fd, .events = POLLIN, .revents = 0};
-    int n = ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), 60000)));
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      return sys::IoError("poll", errno);
-    }
-    if (n > 0) {
-      return Ok();
-    }
-  }
-}
-
 Result<void> ReadExact(int fd, std::span<uint8_t> out, Clock::time_point deadline) {
-  size_t got = 0;
-  while (got < out.size()) {
-    RETURN_IF_ERROR(WaitReadable(fd, deadline));
-    ASSIGN_OR_RETURN(size_t n, sys::ReadSome(fd, out.subspan(got)));
-    if (n == 0) {
-      return Error(Code::kUnavailable, "handover: the successor closed the connection");
-    }
-    got += n;
+  auto read = sys::ReadFullBy(fd, out, deadline);
+  if (!read) {
+    const std::string& why = read.error().message();
+    return Error(read.error().code(),
+                 why == "timed out"           ? "handover: the successor did not answer in time"
+                 : why == "connection closed" ? "handover: the successor closed the connection"
+                                              : "handover: " + why);
   }
   return Ok();
 }

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 
+#include "lib/net/pipe.h"
 #include "lib/net/socket.h"
 
 namespace enclavia::host {
@@ -105,53 +106,7 @@ void PortForward::AcceptLoop() {
 void PortForward::Pipe(int a, int b) {
   UniqueFd fa(a);
   UniqueFd fb(b);
-  bool a_open = true;  // Still reading from a (writing to b).
-  bool b_open = true;
-  char buf[16384];
-  while (a_open || b_open) {
-    pollfd fds[3] = {{.fd = a_open ? a : -1, .events = POLLIN, .revents = 0},
-                     {.fd = b_open ? b : -1, .events = POLLIN, .revents = 0},
-                     {.fd = wake_.get(), .events = POLLIN, .revents = 0}};
-    int n = ::poll(fds, 3, -1);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0 || (fds[2].revents & POLLIN) != 0) {
-      break;
-    }
-    for (int side = 0; side < 2; ++side) {
-      if ((fds[side].revents & (POLLIN | POLLHUP | POLLERR)) == 0) {
-        continue;
-      }
-      int from = side == 0 ? a : b;
-      int to = side == 0 ? b : a;
-      ssize_t got = ::read(from, buf, sizeof(buf));
-      if (got < 0 && errno == EINTR) {
-        continue;
-      }
-      if (got <= 0) {
-        ::shutdown(to, SHUT_WR);  // Pass the half-close on.
-        (side == 0 ? a_open : b_open) = false;
-        if (got < 0) {
-          a_open = b_open = false;  // An error ends both directions.
-        }
-        continue;
-      }
-      ssize_t off = 0;
-      while (off < got) {
-        ssize_t put = ::send(to, buf + off, static_cast<size_t>(got - off), MSG_NOSIGNAL);
-        if (put < 0 && errno == EINTR) {
-          continue;
-        }
-        if (put <= 0) {
-          a_open = b_open = false;
-          break;
-        }
-        off += put;
-      }
-      bytes_.fetch_add(static_cast<uint64_t>(got));
-    }
-  }
+  net::PipeBoth(a, b, wake_.get(), bytes_);
   active_.fetch_sub(1);
 }
 

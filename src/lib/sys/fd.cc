@@ -2,10 +2,12 @@
 #include "lib/sys/fd.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -139,6 +141,35 @@ Result<uint64_t> FileSize(int fd) {
     return IoError("fstat", errno);
   }
   return static_cast<uint64_t>(st.st_size);
+}
+
+Result<void> ReadFullBy(int fd, std::span<uint8_t> out,
+                        std::chrono::steady_clock::time_point deadline) {
+  size_t got = 0;
+  while (got < out.size()) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      return Error(Code::kUnavailable, "timed out");
+    }
+    pollfd pfd{.fd = fd, .events = POLLIN, .revents = 0};
+    int n = ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), 60000)));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return IoError("poll", errno);
+    }
+    if (n == 0) {
+      continue;
+    }
+    ASSIGN_OR_RETURN(size_t read, ReadSome(fd, out.subspan(got)));
+    if (read == 0) {
+      return Error(Code::kUnavailable, "connection closed");
+    }
+    got += read;
+  }
+  return Ok();
 }
 
 }  // namespace enclavia::sys

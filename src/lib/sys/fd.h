@@ -2,6 +2,7 @@
 #ifndef ENCLAVIA_LIB_SYS_FD_H_
 #define ENCLAVIA_LIB_SYS_FD_H_
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -51,6 +52,12 @@ Result<void> PreadFull(int fd, std::span<uint8_t> out, uint64_t offset);
 
 // ReadSome reads up to `out.size()` bytes; returns 0 only at end of file.
 Result<size_t> ReadSome(int fd, std::span<uint8_t> out);
+
+// ReadFullBy reads exactly `out.size()` bytes from a stream, waiting (poll) at most until
+// `deadline`: kUnavailable ("timed out", or "connection closed" when the peer ends first), kIo on
+// error. For framed exchanges with a peer that may stall.
+Result<void> ReadFullBy(int fd, std::span<uint8_t> out,
+                        std::chrono::steady_clock::time_point deadline);
 
 // WriteFull writes all of `data` at the file position (looping over short writes).
 Result<void> WriteFull(int fd, ByteSpan data);

@@ -143,39 +143,13 @@ std::string OneLine(std::string_view text) {
   return out;
 }
 
-// WaitReadable polls `fd` until it is readable or `deadline` passes (kUnavailable).
-Result<void> WaitReadable(int fd, Clock::time_point deadline) {
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) {
-      return Error(Code::kUnavailable, "upgrade wire: timed out waiting for a message");
-    }
-    pollfd pfd{.fd = fd, .events = POLLIN, .revents = 0};
-    int n = ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), 60000)));
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      return sys::IoError("poll", errno);
-    }
-    if (n > 0) {
-      return Ok();
-    }
-  }
-}
-
+// ReadExact reads `out` by `deadline` (sys::ReadFullBy), naming the wire in its errors.
 Result<void> ReadExact(int fd, std::span<uint8_t> out, Clock::time_point deadline) {
-  size_t got = 0;
-  while (got < out.size()) {
-    RETURN_IF_ERROR(WaitReadable(fd, deadline));
-    auto n = sys::ReadSome(fd, out.subspan(got));
-    if (!n) {
-      return Error(Code::kUnavailable, "upgrade wire: " + n.error().message());
-    }
-    if (*n == 0) {
-      return Error(Code::kUnavailable, "upgrade wire: connection closed");
-    }
-    got += *n;
+  auto read = sys::ReadFullBy(fd, out, deadline);
+  if (!read) {
+    std::string what = read.error().message() == "timed out" ? "timed out waiting for a message"
+                                                             : read.error().message();
+    return Error(read.error().code(), "upgrade wire: " + what);
   }
   return Ok();
 }
