@@ -54,6 +54,7 @@ bench: deps build
 	./bench/deploy.sh build 5
 	./bench/storage.sh build 3 3
 	./bench/egress.sh build 5 256
+	./build/bin/enclavia_upgrade_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')
