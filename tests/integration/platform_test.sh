@@ -82,7 +82,7 @@ expect 0 "verify hello" -- enclavia verify "$url" --trust "$work/hello.toml"
 check "verify prints PCR0" grep -q "PCR0: *$(json "$work/hello.json" "d['pcrs']['0']")" "$work/out"
 
 proxy_port=$(free_port)
-enclavia proxy --listen "tcp:127.0.0.1:$proxy_port" --enclave "$url" --trust "$work/hello.toml" \
+"$bin/enclavia" proxy --listen "tcp:127.0.0.1:$proxy_port" --enclave "$url" --trust "$work/hello.toml" \
   --port 8080 >"$work/proxy.out" 2>"$work/proxy.err" &
 proxy_pids+=($!)
 wait_line "$work/proxy.out" "listening on" >/dev/null || echo "proxy did not start: $(cat "$work/proxy.err")" >&2

@@ -175,7 +175,7 @@ v1=$(storage_field version)
 expect 0 "trust kv" -- enclavia trust kv -o "$work/kv.toml"
 url=$(json "$work/kv.json" 'd["url"]')
 proxy_port=$(free_port)
-enclavia proxy --listen "tcp:127.0.0.1:$proxy_port" --enclave "$url" --trust "$work/kv.toml" \
+"$bin/enclavia" proxy --listen "tcp:127.0.0.1:$proxy_port" --enclave "$url" --trust "$work/kv.toml" \
   --port 8080 >"$work/proxy.out" 2>"$work/proxy.err" &
 proxy_pid=$!
 wait_line "$work/proxy.out" "listening on" >/dev/null

@@ -548,6 +548,10 @@ TEST(HandoverTest, OldEnclaveActivatesItsSuccessor) {
   EXPECT_EQ(activated->type, upgrade::MessageType::kActivated);
   ASSERT_EQ(ready.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
 
+  // The old enclave tells init it is superseded after it has answered the host.
+  for (int i = 0; i < 500 && superseded.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   EXPECT_EQ(quiesced.load(), 1);
   EXPECT_EQ(superseded.load(), 1);
   EXPECT_EQ(old_state->phase(), UpgradePhase::kSuperseded);
@@ -566,6 +570,95 @@ TEST(HandoverTest, OldEnclaveActivatesItsSuccessor) {
 
   (*old_daemon)->Stop();
   (*new_daemon)->Stop();
+}
+
+// A host that launches other code as the successor: the old enclave's fresh-attestation handshake
+// refuses its PCRs, so nothing is quiesced, signed or handed over, and the old enclave serves on.
+TEST(HandoverTest, ASuccessorWithOtherPcrsGetsNothing) {
+  World world;
+  TempDir dir;
+  Bytes genesis = world.Genesis(Pcrs(1));
+  auto old_rings = std::make_shared<FakeRings>();
+  old_rings->ring_ = Bytes(32, 0x42);
+  boost::asio::io_context io;
+  auto host_old = std::make_unique<FakeHost>(Unix(dir.path() + "/old-5006.sock"),
+                                             upgrade::Message{upgrade::MessageType::kChain,
+                                                              {genesis}, {}, {}, {}, 0, {}},
+                                             Unix(dir.path() + "/evil-5000.sock"));
+  std::atomic<int> quiesced{0};
+  std::atomic<int> superseded{0};
+  DaemonOptions old_options;
+  old_options.ingress_listen = Unix(dir.path() + "/old-5000.sock");
+  old_options.attestation_listen = Unix(dir.path() + "/old-5001.sock");
+  UpgradeDaemonOptions old_upgrade;
+  old_upgrade.service_listen = Unix(dir.path() + "/old-5005.sock");
+  old_upgrade.parent_upgrade = Unix(dir.path() + "/old-5006.sock");
+  old_upgrade.verifier = world.verifier_;
+  old_upgrade.rings = old_rings;
+  old_upgrade.quiesce = [&] {
+    ++quiesced;
+    return Result<void>(Ok());
+  };
+  old_upgrade.on_superseded = [&] { ++superseded; };
+  old_upgrade.now_unix = [&world] { return world.now_.load(); };
+  old_options.upgrade = old_upgrade;
+  auto old_daemon = Daemon::Create(io, world.Nsm(Pcrs(1)), old_options);
+  ASSERT_TRUE(old_daemon) << old_daemon.error().message();
+  Bytes request = world.Request(genesis, Head(genesis), Pcrs(10));
+  auto staged = upgrade::Call((*old_daemon)->upgrade_address(),
+                              upgrade::Message{upgrade::MessageType::kStage, {}, {}, {}, request,
+                                               0, {}},
+                              std::chrono::seconds(10));
+  ASSERT_TRUE(staged) << staged.error().message();
+
+  // The "successor" the host launched runs PCRs 20, not the staged 10 (an unchained enclave:
+  // its host answers no chain).
+  auto evil_rings = std::make_shared<FakeRings>();
+  auto host_evil = std::make_unique<FakeHost>(
+      Unix(dir.path() + "/evil-5006.sock"),
+      upgrade::Message{upgrade::MessageType::kChain, {}, {}, {}, {}, 0, {}}, std::nullopt);
+  DaemonOptions evil_options;
+  evil_options.ingress_listen = Unix(dir.path() + "/evil-5000.sock");
+  evil_options.attestation_listen = Unix(dir.path() + "/evil-5001.sock");
+  UpgradeDaemonOptions evil_upgrade;
+  evil_upgrade.service_listen = Unix(dir.path() + "/evil-5005.sock");
+  evil_upgrade.parent_upgrade = Unix(dir.path() + "/evil-5006.sock");
+  evil_upgrade.verifier = world.verifier_;
+  evil_upgrade.rings = evil_rings;
+  evil_upgrade.now_unix = [&world] { return world.now_.load(); };
+  evil_options.upgrade = evil_upgrade;
+  auto evil_daemon = Daemon::Create(io, world.Nsm(Pcrs(20)), evil_options);
+  ASSERT_TRUE(evil_daemon) << evil_daemon.error().message();
+
+  std::vector<std::thread> runners;
+  auto guard = boost::asio::make_work_guard(io);
+  for (int i = 0; i < 2; ++i) {
+    runners.emplace_back([&io] { io.run(); });
+  }
+  world.now_ += kWindow;
+  upgrade::Digest request_hash = upgrade::RequestHash(request);
+  auto activated = upgrade::Call(
+      (*old_daemon)->upgrade_address(),
+      upgrade::Message{upgrade::MessageType::kActivate, {}, {}, {},
+                       Bytes(request_hash.begin(), request_hash.end()), 0, {}},
+      std::chrono::seconds(60));
+  EXPECT_FALSE(activated);
+  if (!activated) {
+    EXPECT_NE(activated.error().message().find("PCR"), std::string::npos)
+        << activated.error().message();
+  }
+  EXPECT_EQ(quiesced.load(), 0);
+  EXPECT_EQ(superseded.load(), 0);
+  EXPECT_TRUE(evil_rings->replaced_.empty());
+  EXPECT_EQ((*old_daemon)->upgrade_state()->phase(), UpgradePhase::kServing);
+
+  (*old_daemon)->Stop();
+  (*evil_daemon)->Stop();
+  guard.reset();
+  io.stop();
+  for (auto& t : runners) {
+    t.join();
+  }
 }
 
 }  // namespace
