@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 30
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo sanitize fuzz bench format clean
+.PHONY: all deps build wasm test demo sanitize fuzz bench format clean
 
 all: build
 
@@ -15,6 +15,11 @@ deps:
 build:
 	cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 	cmake --build build -j $(JOBS)
+
+# The browser client core (bindings/js/dist), by Debian's emscripten. `make test` builds it as its
+# first ctest (bindings.wasm_build), beside the other tests.
+wasm: deps
+	./scripts/build-wasm build
 
 # More test slots than cores: the integration tests spend most of their time waiting on
 # enclaves, sockets and fsyncs, not on the CPU.

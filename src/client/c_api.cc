@@ -1,11 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
-// The C ABI: a thin shell over client::Channel. No exception or C++ type crosses it.
+// The C ABI's blocking half: a thin shell over client::Channel (core_api.cc has the rest).
+// No exception or C++ type crosses it.
 #include <cstring>
 #include <memory>
 #include <new>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "client/channel.h"
+#include "client/internal/c_errors.h"
+#include "client/internal/c_objects.h"
 #include "client/trust.h"
 #include "enclavia/client.h"
 #include "lib/crypto/random.h"
@@ -18,42 +23,34 @@ struct enclavia_stream {
   std::unique_ptr<enclavia::client::Stream> stream;
 };
 
+using enclavia::client::internal::Fail;
+using enclavia::client::internal::FailWith;
+using enclavia::client::internal::Invalid;
+using enclavia::client::internal::Succeed;
+
 namespace {
 
-thread_local std::string last_error;
-
-enclavia_status Fail(const enclavia::Error& error) {
-  last_error = error.message();
-  return static_cast<enclavia_status>(error.code());
-}
-
-enclavia_status Invalid(const char* message) {
-  last_error = message;
-  return ENCLAVIA_INVALID_ARGUMENT;
-}
-
-enclavia_status Succeed() {
-  last_error.clear();
-  return ENCLAVIA_OK;
+enclavia_status Connect(enclavia_channel** out, const char* url,
+                        enclavia::channel::TrustPolicy policy) {
+  auto channel = enclavia::client::Channel::Connect(url, std::move(policy));
+  if (!channel) {
+    return Fail(channel.error());
+  }
+  *out = new (std::nothrow) enclavia_channel{std::move(*channel)};
+  if (*out == nullptr) {
+    return FailWith(ENCLAVIA_INTERNAL, "out of memory");
+  }
+  return Succeed();
 }
 
 }  // namespace
 
 extern "C" {
 
-const char* enclavia_last_error(void) { return last_error.c_str(); }
-
-const char* enclavia_status_name(enclavia_status status) {
-  if (status < ENCLAVIA_OK || status > ENCLAVIA_UNAVAILABLE) {
-    return "unknown";
-  }
-  return enclavia::CodeName(static_cast<enclavia::Code>(status)).data();
-}
-
 enclavia_status enclavia_channel_connect(enclavia_channel** out, const char* url,
                                          const char* trust_file) {
   if (out == nullptr || url == nullptr || trust_file == nullptr) {
-    return Invalid("enclavia_channel_connect: NULL argument");
+    return Invalid("enclavia_channel_connect");
   }
   *out = nullptr;
   if (auto init = enclavia::crypto::Init(); !init) {
@@ -63,13 +60,31 @@ enclavia_status enclavia_channel_connect(enclavia_channel** out, const char* url
   if (!policy) {
     return Fail(policy.error());
   }
-  auto channel = enclavia::client::Channel::Connect(url, std::move(*policy));
-  if (!channel) {
-    return Fail(channel.error());
+  return Connect(out, url, std::move(*policy));
+}
+
+enclavia_status enclavia_channel_connect_trust(enclavia_channel** out, const char* url,
+                                               const enclavia_trust* trust) {
+  if (out == nullptr || url == nullptr || trust == nullptr) {
+    return Invalid("enclavia_channel_connect_trust");
   }
-  *out = new (std::nothrow) enclavia_channel{std::move(*channel)};
+  *out = nullptr;
+  if (auto init = enclavia::crypto::Init(); !init) {
+    return Fail(init.error());
+  }
+  return Connect(out, url, trust->policy);
+}
+
+enclavia_status enclavia_channel_attestation(const enclavia_channel* channel,
+                                             enclavia_attestation** out) {
+  if (channel == nullptr || out == nullptr) {
+    return Invalid("enclavia_channel_attestation");
+  }
+  // The blocking Channel keeps the verified document only: an upgrade chain it followed is not
+  // reported here (enclavia_attestation_upgrades gives 0, _genesis NOT_FOUND).
+  *out = new (std::nothrow) enclavia_attestation{channel->channel->attestation(), std::nullopt};
   if (*out == nullptr) {
-    return Invalid("out of memory");
+    return FailWith(ENCLAVIA_INTERNAL, "out of memory");
   }
   return Succeed();
 }
@@ -79,13 +94,14 @@ void enclavia_channel_free(enclavia_channel* channel) { delete channel; }
 enclavia_status enclavia_channel_pcr(const enclavia_channel* channel, uint8_t out[48],
                                      uint32_t index) {
   if (channel == nullptr || out == nullptr) {
-    return Invalid("enclavia_channel_pcr: NULL argument");
+    return Invalid("enclavia_channel_pcr");
   }
   const auto& pcrs = channel->channel->attestation().document().pcrs;
   auto it = pcrs.find(index);
   if (it == pcrs.end() || it->second.size() != 48) {
-    last_error = "no PCR" + std::to_string(index) + " in the attestation";
-    return ENCLAVIA_NOT_FOUND;
+    return FailWith(ENCLAVIA_NOT_FOUND, std::string("no PCR")
+                                            .append(std::to_string(index))
+                                            .append(" in the attestation"));
   }
   std::memcpy(out, it->second.data(), 48);
   return Succeed();
@@ -101,7 +117,7 @@ const char* enclavia_channel_module_id(const enclavia_channel* channel) {
 enclavia_status enclavia_stream_open(enclavia_channel* channel, enclavia_stream** out,
                                      uint16_t port) {
   if (channel == nullptr || out == nullptr) {
-    return Invalid("enclavia_stream_open: NULL argument");
+    return Invalid("enclavia_stream_open");
   }
   *out = nullptr;
   auto stream = channel->channel->OpenStream(port);
@@ -110,14 +126,14 @@ enclavia_status enclavia_stream_open(enclavia_channel* channel, enclavia_stream*
   }
   *out = new (std::nothrow) enclavia_stream{std::move(*stream)};
   if (*out == nullptr) {
-    return Invalid("out of memory");
+    return FailWith(ENCLAVIA_INTERNAL, "out of memory");
   }
   return Succeed();
 }
 
 enclavia_status enclavia_stream_write(enclavia_stream* stream, const uint8_t* data, size_t size) {
   if (stream == nullptr || (data == nullptr && size > 0)) {
-    return Invalid("enclavia_stream_write: NULL argument");
+    return Invalid("enclavia_stream_write");
   }
   auto written = stream->stream->Write(enclavia::ByteSpan(data, size));
   return written ? Succeed() : Fail(written.error());
@@ -126,7 +142,8 @@ enclavia_status enclavia_stream_write(enclavia_stream* stream, const uint8_t* da
 enclavia_status enclavia_stream_read(enclavia_stream* stream, size_t* out_size, uint8_t* buffer,
                                      size_t capacity) {
   if (stream == nullptr || out_size == nullptr || buffer == nullptr || capacity == 0) {
-    return Invalid("enclavia_stream_read: NULL argument or zero capacity");
+    return FailWith(ENCLAVIA_INVALID_ARGUMENT,
+                    "enclavia_stream_read: NULL argument or zero capacity");
   }
   *out_size = 0;
   auto n = stream->stream->Read(std::span<uint8_t>(buffer, capacity));
@@ -139,7 +156,7 @@ enclavia_status enclavia_stream_read(enclavia_stream* stream, size_t* out_size, 
 
 enclavia_status enclavia_stream_close_write(enclavia_stream* stream) {
   if (stream == nullptr) {
-    return Invalid("enclavia_stream_close_write: NULL argument");
+    return Invalid("enclavia_stream_close_write");
   }
   auto closed = stream->stream->CloseWrite();
   return closed ? Succeed() : Fail(closed.error());

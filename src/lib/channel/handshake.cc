@@ -158,6 +158,19 @@ Result<ClientHandshake> ClientHandshake::Create(std::shared_ptr<const TrustPolic
   return ClientHandshake(std::move(policy), std::move(handshake));
 }
 
+Result<ClientHandshake> ClientHandshake::CreateWithEphemeral(
+    std::shared_ptr<const TrustPolicy> policy, const crypto::X25519Keypair& ephemeral) {
+  if (policy == nullptr) {
+    return Error(Code::kInvalidArgument, "channel: no trust policy");
+  }
+  RETURN_IF_ERROR(CheckPolicy(*policy));
+  crypto::X25519Keypair client_static = crypto::X25519Keypair::Generate();
+  noise::HandshakeConfig config = Config(noise::Role::kInitiator, client_static);
+  config.fixed_ephemeral = &ephemeral;
+  ASSIGN_OR_RETURN(noise::Handshake handshake, noise::Handshake::Create(config));
+  return ClientHandshake(std::move(policy), std::move(handshake));
+}
+
 Result<Bytes> ClientHandshake::Start() {
   ClientHello hello{.fresh = policy_->freshness == Freshness::kFresh};
   return handshake_.WriteMessage(EncodeClientHello(hello));

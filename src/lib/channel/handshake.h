@@ -120,6 +120,11 @@ class ClientHandshake {
  public:
   // Create checks the policy (CheckPolicy) and generates this connection's keys.
   static Result<ClientHandshake> Create(std::shared_ptr<const TrustPolicy> policy);
+  // CreateWithEphemeral uses `ephemeral` instead of a random ephemeral key. For replaying
+  // recorded handshakes (conformance vectors) only: a fixed ephemeral key forfeits forward
+  // secrecy. `ephemeral` is copied.
+  static Result<ClientHandshake> CreateWithEphemeral(std::shared_ptr<const TrustPolicy> policy,
+                                                     const crypto::X25519Keypair& ephemeral);
 
   // Start returns message 1.
   Result<Bytes> Start();

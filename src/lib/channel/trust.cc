@@ -55,15 +55,33 @@ Result<attestation::VerifiedAttestation> VerifyEnclave(
     const TrustPolicy& policy, ByteSpan document, const std::vector<Bytes>& chain,
     const crypto::X25519PublicKey& enclave_static, const crypto::X25519PublicKey& client_ephemeral,
     std::optional<upgrade::VerifiedChain>* verified_chain) {
+  DocumentChecks checks;
+  checks.public_key = Bytes(enclave_static.begin(), enclave_static.end());
+  if (policy.freshness == Freshness::kFresh) {
+    checks.nonce = Bytes(client_ephemeral.begin(), client_ephemeral.end());
+  }
+  return VerifyDocument(policy, document, chain, checks, verified_chain);
+}
+
+Result<attestation::VerifiedAttestation> VerifyDocument(
+    const TrustPolicy& policy, ByteSpan document, const std::vector<Bytes>& chain,
+    const DocumentChecks& document_checks,
+    std::optional<upgrade::VerifiedChain>* verified_chain) {
   RETURN_IF_ERROR(CheckPolicy(policy));
   if (verified_chain != nullptr) {
     verified_chain->reset();
   }
   attestation::TrustPolicy checks;
   checks.allow_debug = policy.allow_debug;
-  checks.expected_public_key = Bytes(enclave_static.begin(), enclave_static.end());
-  if (policy.freshness == Freshness::kFresh) {
-    checks.expected_nonce = Bytes(client_ephemeral.begin(), client_ephemeral.end());
+  if (policy.freshness == Freshness::kFresh && !document_checks.nonce) {
+    return Error(Code::kInvalidArgument,
+                 "enclave attestation: the policy demands a fresh document, and no nonce was given");
+  }
+  if (document_checks.public_key) {
+    checks.expected_public_key = *document_checks.public_key;
+  }
+  if (document_checks.nonce) {
+    checks.expected_nonce = *document_checks.nonce;
   }
   checks.max_age = policy.max_age;
   SystemTime now =

@@ -49,6 +49,20 @@ struct TrustPolicy {
 // accept set and no trusted genesis, an empty set, a PCR value that is not 48 bytes).
 Result<void> CheckPolicy(const TrustPolicy& policy);
 
+// DocumentChecks are the handshake-bound checks of VerifyDocument; nullopt: not checked.
+struct DocumentChecks {
+  std::optional<Bytes> public_key;  // The document's public_key must equal this.
+  std::optional<Bytes> nonce;       // The document's nonce must equal this.
+};
+
+// VerifyDocument is VerifyEnclave with the key checks stated by the caller: the same checks in
+// the same order with the same errors, for a document that did not come from a handshake
+// (audits, the C ABI's enclavia_verify_attestation, conformance vectors). A policy with
+// kFresh and no `checks.nonce` is kInvalidArgument.
+Result<attestation::VerifiedAttestation> VerifyDocument(
+    const TrustPolicy& policy, ByteSpan document, const std::vector<Bytes>& chain,
+    const DocumentChecks& checks, std::optional<upgrade::VerifiedChain>* verified_chain = nullptr);
+
 // VerifyEnclave checks a handshake's attestation document: chain to a trusted root, signature,
 // age, debug mode, public_key == the enclave's Noise static key, nonce == our ephemeral key when
 // fresh was asked. Then, with an empty upgrade `chain` (an unchained enclave), one accept set
