@@ -32,17 +32,18 @@ demo: deps build
 # The sanitizer pass: ASan + UBSan over the unit tests of the protocol and storage code that
 # parses or stores bytes it does not trust (CBOR, COSE, attestation documents, Noise, the mux and
 # channel protocol, the block store, the witness, KMS and AWS protocols, the NBD server, the
-# host's storage backends and KMS simulator) and every fuzz corpus (all 16 parsers). Only those tests and their libraries are built (ENCLAVIA_TEST_DIRS + the
+# host's storage backends and KMS simulator), the conformance vectors (C++ and C runners) and every fuzz corpus (all 16 parsers). Only those tests and their libraries are built (ENCLAVIA_TEST_DIRS + the
 # enclavia-tests target), to keep CI under its time limit: the Asio daemons, the CLI and the
 # integration tests (which need the static runtime a sanitizer build is not) run in the Release
 # pass. `make sanitize SANITIZE_DIRS='.*'` runs every unit test under the sanitizers.
-SANITIZE_DIRS ?= src/lib/(cbor|cose|attestation|noise|mux|channel|storage|blockstore|witness|kms|aws|dns|egress|upgrade)|src/enclave/storage|src/host/(storage|kms|egress)
+SANITIZE_DIRS ?= src/lib/(cbor|cose|attestation|noise|mux|channel|storage|blockstore|witness|kms|aws|dns|egress|upgrade)|src/enclave/storage|src/host/(storage|kms|egress)|tests/conformance
 sanitize: deps
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DENCLAVIA_SANITIZE=ON \
-	  -DENCLAVIA_BUILD_BENCH=OFF -DENCLAVIA_TEST_DIRS="$(SANITIZE_DIRS)" $(CMAKE_FLAGS)
+	  -DENCLAVIA_BUILD_BENCH=OFF -DENCLAVIA_BUILD_PYTHON=OFF -DENCLAVIA_BUILD_WASM=OFF \
+	  -DENCLAVIA_TEST_DIRS="$(SANITIZE_DIRS)" $(CMAKE_FLAGS)
 	cmake --build build-asan -j $(JOBS) --target enclavia-tests fuzz-replays
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --test-dir build-asan --output-on-failure -j $(JOBS) -E "^(integration|examples)\."
+	  ctest --test-dir build-asan --output-on-failure -j $(JOBS) -E "^(integration|examples|browser|bindings)\."
 
 fuzz: deps
 	CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -80,9 +80,8 @@ enclavia_status enclavia_channel_attestation(const enclavia_channel* channel,
   if (channel == nullptr || out == nullptr) {
     return Invalid("enclavia_channel_attestation");
   }
-  // The blocking Channel keeps the verified document only: an upgrade chain it followed is not
-  // reported here (enclavia_attestation_upgrades gives 0, _genesis NOT_FOUND).
-  *out = new (std::nothrow) enclavia_attestation{channel->channel->attestation(), std::nullopt};
+  *out = new (std::nothrow)
+      enclavia_attestation{channel->channel->attestation(), channel->channel->chain()};
   if (*out == nullptr) {
     return FailWith(ENCLAVIA_INTERNAL, "out of memory");
   }

@@ -26,6 +26,7 @@ struct Channel::Impl {
   std::thread thread;
   std::shared_ptr<tunnel::Engine> engine;  // Touched only on the strand.
   std::optional<attestation::VerifiedAttestation> attestation;
+  std::optional<upgrade::VerifiedChain> chain;
   Bytes hash;
   std::mutex mu;
   std::optional<Error> closed;  // Why the channel ended.
@@ -145,6 +146,7 @@ Result<std::unique_ptr<Channel>> Channel::Connect(std::string_view url,
       },
       0);
   impl->attestation.emplace(std::move(connected->attestation));
+  impl->chain = std::move(connected->chain);
   return std::unique_ptr<Channel>(new Channel(std::move(impl)));
 }
 
@@ -185,6 +187,10 @@ void Channel::Close() {
 
 const attestation::VerifiedAttestation& Channel::attestation() const {
   return *impl_->attestation;
+}
+
+const std::optional<upgrade::VerifiedChain>& Channel::chain() const {
+  return impl_->chain;
 }
 
 Bytes Channel::handshake_hash() const { return impl_->hash; }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -14,6 +15,7 @@
 #include "lib/base/bytes.h"
 #include "lib/base/result.h"
 #include "lib/channel/trust.h"
+#include "lib/upgrade/chain.h"
 
 // The blocking client API: an attested channel to an enclave and byte streams to its ports.
 //
@@ -65,6 +67,8 @@ class Channel {
   Result<std::unique_ptr<Stream>> OpenStream(uint16_t port);
   // attestation is what the enclave proved at connect time.
   const attestation::VerifiedAttestation& attestation() const;
+  // chain is the upgrade chain the enclave presented, verified (nullopt: an unchained enclave).
+  const std::optional<upgrade::VerifiedChain>& chain() const;
   // handshake_hash identifies this channel; the enclave sees the same value.
   Bytes handshake_hash() const;
   // Close ends the channel; open streams fail. Idempotent.

@@ -48,7 +48,8 @@ void AsyncConnect(boost::asio::any_io_executor strand, const std::string& url,
                         std::move(ready->established.channel), mux::Side::kClient, options.mux,
                         std::move(callbacks));
                     engine->Start();
-                    done(Connected{engine, std::move(ready->established.attestation)});
+                    done(Connected{engine, std::move(ready->established.attestation),
+                                   std::move(ready->established.chain)});
                   });
             });
 }

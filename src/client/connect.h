@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -28,6 +29,8 @@ struct ConnectOptions {
 struct Connected {
   std::shared_ptr<tunnel::Engine> engine;
   attestation::VerifiedAttestation attestation;
+  // chain is the enclave's verified upgrade chain; nullopt for an unchained enclave.
+  std::optional<upgrade::VerifiedChain> chain;
 };
 
 using ConnectDone = std::function<void(Result<Connected>)>;

@@ -150,6 +150,22 @@ expect 0 "activate v3" -- enclavia upgrade activate kv v3
 expect 0 "chain by URL (public) verifies two steps" -- enclavia chain "$url" --json
 check "the chain has 7 entries" [ "$(json "$work/out" 'd["length"]')" = 7 ]
 check "data still readable after v3" served "$gen_port" greeting after-v2
+# The C ABI (through the Python binding) reports the chain a channel followed.
+here_src=$(cd "$(dirname "$0")/../.." && pwd)
+PYTHONPATH="$here_src/bindings/python" ENCLAVIA_LIBRARY="$build/lib/libenclavia-client.so" \
+  "$py" - "$url" "$work/genesis.toml" "$genesis" "$(pcr0 3)" >"$work/python.out" 2>&1 <<'PY'
+import sys
+import enclavia
+url, trust, genesis, pcr0 = sys.argv[1:]
+with enclavia.connect(url, trust=trust) as channel:
+    a = channel.attestation
+    print("upgrades", a.upgrades, "genesis", a.genesis.hex() if a.genesis else None)
+    assert a.upgrades == 2, a.upgrades
+    assert a.genesis is not None and a.genesis.hex() == genesis, a.genesis
+    assert a.pcrs[0].hex() == pcr0
+PY
+check "python: a genesis-pinned channel reports 2 upgrades from the genesis, at v3's PCR0" \
+  grep -q "^upgrades 2 genesis $genesis" "$work/python.out"
 
 # A replayed request: the v2 request entry, genuinely signed, staged again (it names a head the
 # chain has left behind).
