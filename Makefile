@@ -61,6 +61,8 @@ bench: deps build
 	./bench/storage.sh build 3 3
 	./bench/egress.sh build 5 256
 	./build/bin/enclavia_upgrade_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+	./scripts/build-wasm build
+	./bench/bindings.sh build 20
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')
