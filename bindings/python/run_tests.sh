@@ -34,7 +34,11 @@ ENCLAVIA_BUILD_DIR=$build "$venv/bin/pip" install -q --no-build-isolation --no-i
   --force-reinstall --no-deps "$work/pkg" >"$work/pip.log" 2>&1 || { cat "$work/pip.log"; exit 1; }
 echo "installed in $((($(date +%s%N) - start) / 1000000)) ms"
 
-# 2. The enclave: hello, attested by its EIF's PCRs, behind the ingress and the relay.
+# 2. The enclave: hello, attested by its EIF's PCRs, behind the ingress and the relay. Built
+# from a copy: `enclavia build` writes enclavia.lock beside the Enclaviafile, and the build tree's
+# example must not keep a lock that a later runtime build no longer matches.
+mkdir -p "$work/hello" && cp -r "$build/examples/hello/Enclaviafile" "$build/examples/hello/rootfs" "$work/hello/"
+hello=$work/hello
 "$bin/enclavia" build "$hello" -o "$work/hello.eif" --json >"$work/pcrs.json" 2>"$work/build.err" ||
   { cat "$work/build.err"; exit 1; }
 pcr() { $py -c 'import json,sys; print(json.load(open(sys.argv[1]))["Measurements"]["PCR"+sys.argv[2]])' "$work/pcrs.json" "$1"; }

@@ -27,6 +27,7 @@ using enclavia::client::internal::Fail;
 using enclavia::client::internal::FailWith;
 using enclavia::client::internal::Invalid;
 using enclavia::client::internal::Succeed;
+using enclavia::client::internal::CopyPcr;
 
 namespace {
 
@@ -95,15 +96,7 @@ enclavia_status enclavia_channel_pcr(const enclavia_channel* channel, uint8_t ou
   if (channel == nullptr || out == nullptr) {
     return Invalid("enclavia_channel_pcr");
   }
-  const auto& pcrs = channel->channel->attestation().document().pcrs;
-  auto it = pcrs.find(index);
-  if (it == pcrs.end() || it->second.size() != 48) {
-    return FailWith(ENCLAVIA_NOT_FOUND, std::string("no PCR")
-                                            .append(std::to_string(index))
-                                            .append(" in the attestation"));
-  }
-  std::memcpy(out, it->second.data(), 48);
-  return Succeed();
+  return CopyPcr(channel->channel->attestation().document(), out, index);
 }
 
 const char* enclavia_channel_module_id(const enclavia_channel* channel) {

@@ -34,6 +34,23 @@ using enclavia::client::internal::FailWith;
 using enclavia::client::internal::Invalid;
 using enclavia::client::internal::LastError;
 using enclavia::client::internal::Succeed;
+using enclavia::client::internal::CopyPcr;
+
+namespace enclavia::client::internal {
+
+enclavia_status CopyPcr(const attestation::AttestationDocument& document, uint8_t out[48],
+                        uint32_t index) {
+  auto it = document.pcrs.find(index);
+  if (it == document.pcrs.end() || it->second.size() != 48) {
+    return FailWith(ENCLAVIA_NOT_FOUND, std::string("no PCR")
+                                            .append(std::to_string(index))
+                                            .append(" in the attestation"));
+  }
+  std::memcpy(out, it->second.data(), 48);
+  return Succeed();
+}
+
+}  // namespace enclavia::client::internal
 
 // enclavia_session is the client end of one channel: the handshake until the ServerHello passed
 // the policy, then the transport (SecureChannel) around a client mux::Session — what
@@ -270,15 +287,7 @@ enclavia_status enclavia_attestation_pcr(const enclavia_attestation* attestation
   if (attestation == nullptr || out == nullptr) {
     return Invalid("enclavia_attestation_pcr");
   }
-  const auto& pcrs = attestation->verified.document().pcrs;
-  auto it = pcrs.find(index);
-  if (it == pcrs.end() || it->second.size() != 48) {
-    return FailWith(ENCLAVIA_NOT_FOUND, std::string("no PCR")
-                                            .append(std::to_string(index))
-                                            .append(" in the attestation"));
-  }
-  std::memcpy(out, it->second.data(), 48);
-  return Succeed();
+  return CopyPcr(attestation->verified.document(), out, index);
 }
 
 const char* enclavia_attestation_module_id(const enclavia_attestation* attestation) {

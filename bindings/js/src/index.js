@@ -87,6 +87,17 @@ class Core {
     return this.recvPtr;
   }
   // attestation reads a verified attestation into a plain object (the pointer stays owned).
+  // takeAttestation: `status` from a call that wrote an enclavia_attestation* to scratch;
+  // returns it as a JS object and frees it (throws EnclaviaError on a failed status).
+  takeAttestation(status) {
+    this.check(status);
+    const ptr = this.u32(this.scratch);
+    try {
+      return this.attestation(ptr);
+    } finally {
+      this.M._enclavia_attestation_free(ptr);
+    }
+  }
   attestation(ptr) {
     const M = this.M;
     const pcrs = [];
@@ -242,15 +253,9 @@ export async function verifyAttestation(document, trust, { chain = [], publicKey
     const keyPtr = key ? C.alloc(key) : 0; if (keyPtr) owned.push(keyPtr);
     const noncePtr = nonceBytes ? C.alloc(nonceBytes) : 0; if (noncePtr) owned.push(noncePtr);
     return withTime(trust, at, () => {
-      C.check(M._enclavia_verify_attestation(trust._handle, C.scratch, docPtr, doc.length,
-        entries.length ? tables : 0, entries.length ? tables + 4 * entries.length : 0,
+      return C.takeAttestation(M._enclavia_verify_attestation(trust._handle, C.scratch, docPtr,
+        doc.length, entries.length ? tables : 0, entries.length ? tables + 4 * entries.length : 0,
         entries.length, keyPtr, noncePtr));
-      const att = C.u32(C.scratch);
-      try {
-        return C.attestation(att);
-      } finally {
-        M._enclavia_attestation_free(att);
-      }
     });
   } finally {
     for (const p of owned) M._free(p);
@@ -268,13 +273,8 @@ export async function replayHandshake(trust, ephemeral, message2, { at } = {}) {
   const msgPtr = C.alloc(msg);
   try {
     return withTime(trust, at, () => {
-      C.check(M._enclavia_handshake_replay(trust._handle, C.scratch, ephPtr, msgPtr, msg.length));
-      const att = C.u32(C.scratch);
-      try {
-        return C.attestation(att);
-      } finally {
-        M._enclavia_attestation_free(att);
-      }
+      return C.takeAttestation(M._enclavia_handshake_replay(trust._handle, C.scratch, ephPtr,
+        msgPtr, msg.length));
     });
   } finally {
     M._free(ephPtr);

@@ -2,6 +2,7 @@
 #ifndef ENCLAVIA_CLIENT_INTERNAL_C_OBJECTS_H_
 #define ENCLAVIA_CLIENT_INTERNAL_C_OBJECTS_H_
 
+#include <cstdint>
 #include <optional>
 
 #include "enclavia/client.h"
@@ -22,5 +23,14 @@ struct enclavia_attestation {
   enclavia::attestation::VerifiedAttestation verified;
   std::optional<enclavia::upgrade::VerifiedChain> chain;
 };
+
+namespace enclavia::client::internal {
+
+// CopyPcr copies PCR `index` (48 bytes) of `document` into out[0..47]; NOT_FOUND (and the last
+// error) when the document has no such PCR.
+enclavia_status CopyPcr(const attestation::AttestationDocument& document, uint8_t out[48],
+                        uint32_t index);
+
+}  // namespace enclavia::client::internal
 
 #endif  // ENCLAVIA_CLIENT_INTERNAL_C_OBJECTS_H_
