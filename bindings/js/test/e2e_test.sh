@@ -11,6 +11,10 @@ bin=$(cd "${1:?bin dir}" && pwd)
 tools=$(cd "${2:?tests/tools dir}" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 [ -f "$here/../dist/enclavia_core.wasm" ] || { echo "SKIP: bindings/js/dist not built (scripts/build-wasm)"; exit 77; }
+# Node's WebSocket: global from Node 22, behind --experimental-websocket from 20.10; Debian 12's
+# own Node 18 has none (the browser test covers the browser's).
+node --experimental-websocket --no-warnings -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' \
+  2>/dev/null || { echo "SKIP: this Node ($(node --version)) has no WebSocket (needs 20.10+)"; exit 77; }
 work=$(mktemp -d)
 pids=()
 cleanup() {
