@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -781,8 +782,20 @@ TEST_F(AgentTest, EgressDialerServesEnclavesWhoseImageEnablesIt) {
   EXPECT_EQ(MetricValue(metrics, R"(enclavia_egress_bytes_total{enclave="egress-app",direction="up"})"),
             3u);
   EXPECT_FALSE(MetricValue(metrics, R"(enclavia_egress_active{enclave="plain"})").has_value());
+  // The dialer logs a connection once both of its sides have closed, which may be a moment after
+  // the echo returned: wait for the line rather than race it.
   bool logged = false;
-  for (const std::string& line : Logs()) {
+  std::vector<std::string> lines = Logs();
+  for (auto deadline = std::chrono::steady_clock::now() + 10s;
+       std::chrono::steady_clock::now() < deadline; lines = Logs()) {
+    if (std::any_of(lines.begin(), lines.end(), [](const std::string& line) {
+          return line.find("\"egress_connection\"") != std::string::npos;
+        })) {
+      break;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  for (const std::string& line : lines) {
     json entry = json::parse(line, nullptr, false);
     if (entry.is_object() && entry.value("event", "") == "egress_connection") {
       logged = true;
