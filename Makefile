@@ -62,6 +62,8 @@ bench: deps build
 	./bench/deploy.sh build 5
 	./bench/storage.sh build 3 3
 	./bench/egress.sh build 5 256
+	ENCLAVIA_NIC_THROUGHPUT_MIB=256 ./build/tests/enclavia_egress_nic_test \
+	  --gtest_filter=NicTest.ReportsThroughputAgainstDirectLoopback
 	./build/bin/enclavia_upgrade_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 	./scripts/build-wasm build
 	./bench/bindings.sh build 20
